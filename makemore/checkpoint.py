@@ -1,0 +1,105 @@
+"""One self-describing checkpoint file: weights, model type and config, vocabulary, splits,
+training state. Written atomically; read with weights_only=True so a file can never run code."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from . import config as C
+from .data import Dataset, Vocab
+from .models import MODELS, Model, create_model
+
+FORMAT = "makemore-checkpoint"
+VERSION = 1
+REQUIRED = ("model_type", "config", "vocab", "items", "model", "step")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, foreign, or cannot be written."""
+
+
+def make_state(cfg: C.Config, data: Dataset, model: Model, optimizer=None, step: int = 0,
+               best_dev_loss: float | None = None, rng: dict | None = None) -> dict:
+    """Everything needed to sample, evaluate or resume without the data file or any flag."""
+    return {
+        "format": FORMAT, "version": VERSION,
+        "model_type": cfg.model_type, "config": C.to_dict(cfg),
+        "vocab": list(data.vocab.chars),
+        "items": {name: list(split.items) for name, split in data.splits.items()},
+        "duplicates": data.duplicates,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "step": step, "best_dev_loss": best_dev_loss, "rng": rng or {},
+    }
+
+
+def save(path: str | Path, state: dict) -> None:
+    """Write to a temporary file beside path, flush it to disk, then atomically replace path.
+
+    A crash at any instant leaves either the old file or the new one, never a torn one; a failed
+    write (e.g. a full disk) removes the temporary file and keeps the old checkpoint.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # make the rename itself durable
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"could not write checkpoint {path}: {e.strerror or e}; "
+                              f"the previous checkpoint (if any) is unchanged — free space or pick another --work-dir") from None
+
+
+def load(path: str | Path) -> dict:
+    """Read and validate a checkpoint; refuse anything that is not plain makemore data."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}: train one first (makemore --work-dir {path.parent}) "
+                              f"or point --work-dir at a run folder")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path} was refused: it holds Python objects beyond plain tensors and numbers, "
+                              f"which could run code; only load checkpoints made by makemore") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError):
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or not a torch file); "
+                              f"use another checkpoint, e.g. last.pt, or train again") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a makemore checkpoint; point --work-dir at a makemore run folder")
+    if state.get("version") != VERSION or any(k not in state for k in REQUIRED):
+        raise CheckpointError(f"{path} has checkpoint layout version {state.get('version')!r}, this makemore "
+                              f"reads version {VERSION}; retrain with this version")
+    return state
+
+
+def restore(state: dict, device: str = "cpu") -> tuple[C.Config, Dataset, Model]:
+    """Rebuild the config, the dataset (from the stored splits) and the model with its weights."""
+    try:
+        cfg = C.resolve(state["config"], MODELS)
+    except C.ConfigError as e:
+        raise CheckpointError(f"the checkpoint's config does not fit this makemore: {e}") from None
+    vocab = Vocab(list(state["vocab"]))
+    items = state["items"]
+    data = Dataset.from_splits(vocab, items["train"], items["dev"], items["test"], state.get("duplicates", 0))
+    model = create_model(cfg.model_type, cfg.model, vocab.size)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError:
+        raise CheckpointError(f"the checkpoint's weights do not match a {cfg.model_type} model with its config; "
+                              f"the file is damaged or from another version") from None
+    return cfg, data, model.to(device)

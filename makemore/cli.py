@@ -1,0 +1,185 @@
+"""Command line: `makemore [train]`, `makemore sample`, `makemore eval`.
+
+Also accepts the original makemore.py's flag names (-i/--input-file, -o/--work-dir, --sample-only,
+...), so its users can switch without relearning. Every user error is one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+from .checkpoint import CheckpointError
+from .config import ConfigError, SampleConfig, parse_override
+from .data import DataError
+from .models import ModelConfigError
+from .runs import build_config, eval_run, sample_run, train_run
+from .sample import SampleError
+from .train import TrainingDiverged
+
+USER_ERRORS = (ConfigError, DataError, CheckpointError, SampleError, ModelConfigError)
+
+# flag dest -> dotted config key; a flag left unset leaves the config (YAML or default) alone
+CONFIG_FLAGS = {
+    "input": "data.input", "encoding": "data.encoding", "max_length": "data.max_length",
+    "split_seed": "data.seed", "work_dir": "work_dir", "type": "model.type",
+    "block_size": "model.block_size", "n_embd": "model.n_embd", "n_embd2": "model.n_embd2",
+    "n_layer": "model.n_layer", "optimizer": "train.optimizer", "learning_rate": "train.lr",
+    "weight_decay": "train.weight_decay", "schedule": "train.schedule", "warmup_steps": "train.warmup_steps",
+    "batch_size": "train.batch_size", "max_steps": "train.max_steps", "grad_clip": "train.grad_clip",
+    "eval_interval": "train.eval_interval", "target_loss": "train.target_loss", "device": "train.device",
+    "threads": "train.threads", "compile": "train.compile", "top_k": "sample.top_k",
+}
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """Flags that override the experiment config; shared by every command that builds a model."""
+    g = p.add_argument_group("data")
+    g.add_argument("-i", "--input", "--input-file", dest="input", help="text file, one item a line "
+                   "(default: the bundled US census first names)")
+    g.add_argument("--encoding", help="text encoding of the input file (default utf-8)")
+    g.add_argument("--max-length", type=int, help="drop items longer than this many characters")
+    g.add_argument("--split-seed", type=int, help="seed of the train/dev/test shuffle only")
+    g = p.add_argument_group("model")
+    g.add_argument("--config", help="experiment YAML file (configs/*.yaml); flags override it")
+    g.add_argument("--type", help="model type: bigram, nbigram, mlp, ... (default mlp)")
+    g.add_argument("--block-size", type=int, help="characters of context")
+    g.add_argument("--n-embd", type=int, help="embedding size")
+    g.add_argument("--n-embd2", type=int, help="hidden layer width")
+    g.add_argument("--n-layer", type=int, help="hidden layers")
+    g = p.add_argument_group("training")
+    g.add_argument("-o", "--work-dir", help="run folder for checkpoints, logs and results (default out)")
+    g.add_argument("--seed", type=int, help="seed of the split, initialization, batches and samples")
+    g.add_argument("--optimizer", help="adamw or sgd")
+    g.add_argument("-l", "--learning-rate", "--lr", dest="learning_rate", type=float, help="peak learning rate")
+    g.add_argument("-w", "--weight-decay", type=float, help="weight decay")
+    g.add_argument("--schedule", help="learning-rate schedule: constant, step or cosine")
+    g.add_argument("--warmup-steps", type=int, help="linear warm-up steps")
+    g.add_argument("-b", "--batch-size", type=int, help="examples a step")
+    g.add_argument("--max-steps", type=int, help="optimizer steps")
+    g.add_argument("--grad-clip", type=float, help="clip the gradient norm to this (0 = off)")
+    g.add_argument("--eval-interval", type=int, help="steps between dev evaluations and checkpoints")
+    g.add_argument("--target-loss", type=float, help="stop as soon as the dev NLL reaches this")
+    g.add_argument("--device", help="cpu, cuda, cuda:N or mps")
+    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    g.add_argument("--top-k", type=int, help="top-k for the samples printed while training")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set train.betas=[0.9,0.95] (repeatable)")
+
+
+def config_overrides(args: argparse.Namespace) -> dict:
+    """The dotted config keys the user set on the command line."""
+    out = {key: getattr(args, dest) for dest, key in CONFIG_FLAGS.items() if getattr(args, dest, None) is not None}
+    if getattr(args, "seed", None) is not None:  # one seed for everything, as in makemore.py
+        out["seed"] = args.seed
+        out.setdefault("data.seed", args.seed)
+    out.update(parse_override(text) for text in getattr(args, "set", []))
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    overrides = config_overrides(args)
+    if args.sample_only:  # makemore.py's way of saying `makemore sample`
+        args.num, args.checkpoint, args.plain = 20, "model.pt", False
+        args.work_dir = args.work_dir or "out"
+        for name in ("temperature", "prefix", "max_length", "seed"):
+            setattr(args, name, None)
+        return cmd_sample(args)
+    cfg = build_config(args.config, overrides)
+    results = train_run(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                        overrides=overrides)
+    if results.get("stopped") == "interrupted":
+        return 130
+    for word, origin in sample_run(cfg.work_dir, sample=SampleConfig(num=10, seed=cfg.seed, top_k=cfg.sample.top_k)):
+        print(f"  {word:20s} {origin}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    fields = {"num": args.num, "temperature": args.temperature, "top_k": args.top_k, "prefix": args.prefix,
+              "max_length": args.max_length, "seed": args.seed}
+    sample = build_config(overrides={f"sample.{k}": v for k, v in fields.items() if v is not None}).sample
+    pairs = sample_run(args.work_dir, args.checkpoint, sample, device=args.device or "cpu")
+    for word, origin in pairs:
+        print(word if args.plain else f"{word:20s} {origin}")
+    counts = {t: sum(1 for _, o in pairs if o == t) for t in ("train", "dev/test", "new")}
+    print(f"{len(pairs)} samples: {counts['new']} new, {counts['train']} in train, "
+          f"{counts['dev/test']} in dev/test", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    results = eval_run(args.work_dir, args.checkpoint, device=args.device or "cpu")
+    if args.json:
+        print(json.dumps(results))
+    else:
+        print("exact NLL over each whole split:")
+        for name, r in results.items():
+            print(f"  {name:5s} nll {r['nll']:.4f}  ({r['bpc']:.4f} bits/char)")
+    return 0
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--work-dir", default="out", help="run folder holding the checkpoint (default out)")
+    p.add_argument("--checkpoint", default="model.pt", choices=["model.pt", "last.pt"],
+                   help="best (model.pt, default) or last (last.pt) checkpoint")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="makemore", description="Character-level language models: "
+                                     "learn how items are spelled and make more of them.")
+    parser.add_argument("--version", action="version", version=f"makemore {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model (the default command)")
+    add_config_flags(p)
+    p.add_argument("--resume", action="store_true", help="continue training from WORK_DIR/last.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in the work dir")
+    p.add_argument("--sample-only", action="store_true", help="only sample from WORK_DIR (= makemore sample)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="sample words from a saved run")
+    add_run_flags(p)
+    p.add_argument("-n", "--num", type=int, help="how many words (default 20)")
+    p.add_argument("--temperature", type=float, help="softmax temperature (default 1.0)")
+    p.add_argument("--top-k", type=int, help="sample among the k most likely characters")
+    p.add_argument("--prefix", help="every word starts with this")
+    p.add_argument("--max-length", type=int, help="longest word to generate")
+    p.add_argument("--seed", type=int, help="sampler seed (default 42)")
+    p.add_argument("--plain", action="store_true", help="print the words only, without origin tags")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("eval", help="exact train/dev/test NLL of a saved run")
+    add_run_flags(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    commands = set(parser._subparsers._group_actions[0].choices)  # noqa: SLF001 - argparse has no public API
+    if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "train")  # `makemore --type mlp` means `makemore train --type mlp`
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as e:
+        print(f"makemore: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"makemore: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("makemore: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

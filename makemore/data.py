@@ -1,0 +1,247 @@
+"""Reading items, the vocabulary, the seeded train/dev/test split, and tensor encoding.
+
+Each split is encoded once into padded integer tensors; batches are drawn by tensor indexing, so
+training does no per-example Python work. Imports nothing from the package.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+BOUNDARY = 0  # index of the word boundary: the start context and the end-of-word target
+PAD = -1  # target value of padding positions, ignored by the loss
+
+
+class DataError(ValueError):
+    """A problem with the input data the user can fix."""
+
+
+def bundled_path(name: str = "names.txt") -> Path:
+    """Path of a data file shipped inside the package (the repository's data/ folder)."""
+    return Path(str(resources.files("makemore.bundled") / name))
+
+
+def read_items(path: str | Path | None, encoding: str = "utf-8") -> list[str]:
+    """Items of a text file, one a line: stripped, blank lines dropped; CRLF and a BOM accepted."""
+    path = bundled_path() if path is None else Path(path)
+    if not path.exists():
+        raise DataError(f"input file {path} does not exist: check the path given to --input")
+    if path.is_dir():
+        raise DataError(f"input {path} is a directory: give a text file with one item a line")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read input file {path}: {e.strerror}") from None
+    try:
+        text = raw.decode(encoding)
+    except LookupError:
+        raise DataError(f"unknown encoding {encoding!r}: use a Python codec name such as utf-8 or latin-1") from None
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: not valid {encoding} text; "
+                        f"pass the file's encoding with --encoding (e.g. --encoding latin-1)") from None
+    text = text.removeprefix("\ufeff")
+    if "\0" in text:
+        line = text[: text.index("\0")].count("\n") + 1
+        raise DataError(f"{path}, line {line}: contains a NUL byte, so it is not a text file; "
+                        f"give a text file with one item a line")
+    items = [line.strip() for line in text.split("\n")]
+    items = [item for item in items if item]
+    if not items:
+        what = "is empty" if not raw.strip() else "has only blank lines"
+        raise DataError(f"input file {path} {what}: it needs one item a line")
+    return items
+
+
+def long_item_warning(items: list[str]) -> str | None:
+    """A warning when the longest item dwarfs the rest, since it sets the padded width of every batch."""
+    lengths = sorted(len(s) for s in items)
+    typical = lengths[int(0.99 * (len(lengths) - 1))]
+    longest = lengths[-1]
+    if longest > max(64, 8 * typical):
+        return (f"warning: the longest item has {longest} characters while 99% have at most {typical}; "
+                f"pass --max-length {4 * typical} to drop such outliers")
+    return None
+
+
+@dataclass
+class Vocab:
+    """Characters of the data; index 0 is the word boundary, so every character is ordinary."""
+
+    chars: list[str]
+
+    @classmethod
+    def from_items(cls, items: list[str]) -> Vocab:
+        return cls(sorted(set("".join(items))))
+
+    @property
+    def size(self) -> int:
+        return len(self.chars) + 1
+
+    def encode(self, word: str) -> list[int]:
+        stoi = {c: i + 1 for i, c in enumerate(self.chars)}
+        return [stoi[c] for c in word]
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.chars[i - 1] for i in ids if i != BOUNDARY)
+
+    def unknown(self, text: str) -> list[str]:
+        """Characters of text that the vocabulary does not have."""
+        known = set(self.chars)
+        return sorted({c for c in text if c not in known})
+
+
+def encode_items(items: list[str], vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets of whole items, vectorized: (N, T) each with T = longest + 1.
+
+    Item "emma" becomes inputs [0, e, m, m, a] and targets [e, m, m, a, 0], then padding:
+    inputs padded with 0, targets with -1 so the loss skips them.
+    """
+    lengths = np.fromiter((len(s) for s in items), dtype=np.int64, count=len(items))
+    width = int(lengths.max(initial=0)) + 1
+    codes = np.frombuffer("".join(items).encode("utf-32-le"), dtype=np.uint32)
+    table = np.array([ord(c) for c in vocab.chars], dtype=np.uint32)  # sorted, as vocab.chars is
+    ids = np.searchsorted(table, codes) + 1
+    if len(codes) and (ids > len(table)).any() | (table[np.minimum(ids, len(table)) - 1] != codes).any():
+        raise DataError("an item has characters outside the vocabulary")
+    rows = np.repeat(np.arange(len(items)), lengths)
+    cols = np.arange(len(codes)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    x = np.zeros((len(items), width), dtype=np.int64)
+    y = np.full((len(items), width), PAD, dtype=np.int64)
+    x[rows, cols + 1] = ids
+    y[rows, cols] = ids
+    y[np.arange(len(items)), lengths] = BOUNDARY
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+@dataclass
+class Windows:
+    """Every target character of a split with the block_size characters before it."""
+
+    source: torch.Tensor  # (N * W,) inputs left-padded with block_size - 1 boundaries, flattened
+    start: torch.Tensor  # (M,) where each target's window starts in source
+    targets: torch.Tensor  # (M,)
+    offsets: torch.Tensor  # (block_size,)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def get(self, sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Contexts (n, block_size) and targets (n,) of the windows numbered sel."""
+        return self.source[self.start[sel, None] + self.offsets], self.targets[sel]
+
+
+@dataclass
+class Split:
+    """One split's items and their encoding, serving both window and whole-sequence batches."""
+
+    name: str
+    items: list[str]
+    x: torch.Tensor  # (N, T) inputs, boundary-started and 0-padded
+    y: torch.Tensor  # (N, T) targets, boundary-ended and -1-padded
+    _windows: dict = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def num_targets(self) -> int:
+        """Characters predicted over the whole split, each item's end boundary included."""
+        return sum(len(s) for s in self.items) + len(self.items)
+
+    def windows(self, block_size: int) -> Windows:
+        """The split as fixed context windows; built once per block size from the same encoding."""
+        if block_size not in self._windows:
+            n, width = self.x.shape
+            padded = torch.cat([self.x.new_zeros(n, block_size - 1), self.x], dim=1)  # (N, W)
+            rows, cols = (self.y != PAD).nonzero(as_tuple=True)  # row-major: item by item, in order
+            stride = width + block_size - 1
+            self._windows[block_size] = Windows(
+                source=padded.reshape(-1), start=rows * stride + cols,
+                targets=self.y[rows, cols], offsets=torch.arange(block_size))
+        return self._windows[block_size]
+
+
+@dataclass
+class Dataset:
+    """Vocabulary and the three encoded splits."""
+
+    vocab: Vocab
+    train: Split
+    dev: Split
+    test: Split
+    duplicates: int = 0
+
+    @classmethod
+    def from_splits(cls, vocab: Vocab, train: list[str], dev: list[str], test: list[str],
+                    duplicates: int = 0) -> Dataset:
+        splits = [Split(name, items, *encode_items(items, vocab))
+                  for name, items in (("train", train), ("dev", dev), ("test", test))]
+        return cls(vocab, *splits, duplicates=duplicates)
+
+    @property
+    def splits(self) -> dict[str, Split]:
+        return {"train": self.train, "dev": self.dev, "test": self.test}
+
+    def to(self, device: torch.device | str) -> Dataset:
+        """The same dataset with its tensors on device (no copy when they are there already)."""
+        device = torch.device(device)
+        if self.train.x.device == device:
+            return self
+        moved = [Split(s.name, s.items, s.x.to(device), s.y.to(device)) for s in self.splits.values()]
+        return Dataset(self.vocab, *moved, duplicates=self.duplicates)
+
+    @property
+    def max_item_length(self) -> int:
+        return max(len(s) for split in self.splits.values() for s in split.items)
+
+    def summary(self) -> str:
+        chars = "".join(self.vocab.chars)
+        return (f"items: {len(self.train)} train, {len(self.dev)} dev, {len(self.test)} test "
+                f"({self.duplicates} duplicate lines); longest {self.max_item_length} characters\n"
+                f"vocabulary: {self.vocab.size} tokens (boundary + {len(chars)} characters: {chars})")
+
+
+def split_items(items: list[str], seed: int = 42, dev_fraction: float = 0.1,
+                test_fraction: float = 0.1) -> tuple[list[str], list[str], list[str]]:
+    """Seeded shuffle, then cut into train/dev/test.
+
+    With the defaults this is the course's split exactly: random.seed(42), random.shuffle of the
+    items in file order, cuts at int(0.8 * n) and int(0.9 * n).
+    """
+    shuffled = list(items)
+    random.Random(seed).shuffle(shuffled)
+    n = len(shuffled)
+    n1 = int(round(1 - dev_fraction - test_fraction, 12) * n)
+    n2 = int(round(1 - test_fraction, 12) * n)
+    if min(n1, n2 - n1, n - n2) < 1:
+        raise DataError(f"only {n} items: too few to give each of train, dev and test at least one; "
+                        f"add items (at least {int(2 / min(dev_fraction, test_fraction)) + 1} are needed)")
+    return shuffled[:n1], shuffled[n1:n2], shuffled[n2:]
+
+
+def load_dataset(path: str | Path | None, encoding: str = "utf-8", max_length: int | None = None,
+                 seed: int = 42, dev_fraction: float = 0.1, test_fraction: float = 0.1,
+                 warn=print) -> Dataset:
+    """Read, cap, split and encode a data file."""
+    items = read_items(path, encoding)
+    if max_length is not None:
+        kept = [s for s in items if len(s) <= max_length]
+        if len(kept) < len(items):
+            warn(f"dropped {len(items) - len(kept)} items longer than --max-length {max_length}")
+        if not kept:
+            raise DataError(f"every item is longer than --max-length {max_length}: raise it")
+        items = kept
+    else:
+        message = long_item_warning(items)
+        if message:
+            warn(message)
+    duplicates = len(items) - len(set(items))
+    train, dev, test = split_items(items, seed, dev_fraction, test_fraction)
+    return Dataset.from_splits(Vocab.from_items(items), train, dev, test, duplicates)

@@ -1,0 +1,24 @@
+"""The model registry: --type picks a class by name. A new model is one file plus one line here."""
+
+from __future__ import annotations
+
+from .base import Model, ModelConfigError
+from .bigram import Bigram
+from .mlp import MLP
+from .nbigram import NeuralBigram
+
+MODELS: dict[str, type[Model]] = {
+    "bigram": Bigram,
+    "nbigram": NeuralBigram,
+    "mlp": MLP,
+}
+
+
+def create_model(model_type: str, config, vocab_size: int) -> Model:
+    """Instantiate a registered model; an unknown name lists the valid ones."""
+    if model_type not in MODELS:
+        raise ModelConfigError(f"unknown model type {model_type!r} (valid types: {', '.join(sorted(MODELS))})")
+    return MODELS[model_type](config, vocab_size)
+
+
+__all__ = ["MODELS", "Model", "ModelConfigError", "create_model"]

@@ -1,0 +1,44 @@
+"""The count bigram: next-character probabilities from smoothed pair counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .base import Model
+
+
+@dataclass
+class BigramConfig:
+    """Options of the count bigram."""
+
+    smoothing: float = 1.0
+    """Add-k smoothing: k is added to every pair count before normalizing (0 = none)."""
+
+    def problems(self) -> list[str]:
+        return [] if self.smoothing >= 0 else [f"model.smoothing must not be negative, got {self.smoothing}"]
+
+
+class Bigram(Model):
+    """P(next | previous) from add-k smoothed pair counts; fitted by one counting pass."""
+
+    Config = BigramConfig
+    trainable = False
+
+    def __init__(self, config: BigramConfig, vocab_size: int):
+        super().__init__(config, vocab_size)
+        # log-probabilities, uniform until fitted; a Parameter (frozen) so checkpoints and counts see it
+        self.logprobs = nn.Parameter(torch.full((vocab_size, vocab_size), -torch.log(torch.tensor(vocab_size))),
+                                     requires_grad=False)
+
+    def fit(self, contexts: torch.Tensor, targets: torch.Tensor) -> None:
+        v = self.vocab_size
+        counts = torch.bincount(contexts[:, -1] * v + targets, minlength=v * v).view(v, v).double()
+        counts += self.config.smoothing
+        self.logprobs.copy_((counts / counts.sum(1, keepdim=True)).log().float())
+
+    def forward(self, idx, targets=None):
+        logits = self.logprobs[idx[:, -1]]  # (B, V)
+        return logits, self.loss(logits, targets)

@@ -1,0 +1,148 @@
+"""Whole runs, as the CLI and the sweep use them: configure, load data, train, report, sample, evaluate."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from . import checkpoint
+from . import config as C
+from .data import load_dataset
+from .evaluate import evaluate
+from .models import MODELS, create_model
+from .sample import generate, tag
+from .tracking import Tracker
+from .train import train
+
+
+def build_config(config_file: str | None = None, overrides: dict | None = None, base: dict | None = None) -> C.Config:
+    """Defaults < the model's training defaults < base/YAML file < overrides ('section.key': value)."""
+    raw = dict(base or {})
+    if config_file:
+        raw = C.load_yaml(config_file)
+    for key, value in (overrides or {}).items():
+        C.set_dotted(raw, key, value)
+    return C.resolve(raw, MODELS)
+
+
+def check_device(device: str) -> None:
+    """Fail early, in one line, on a device this machine does not have."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise C.ConfigError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise C.ConfigError(f"device {device!r} is not available: this machine has no CUDA GPU; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise C.ConfigError(f"device {device!r} is not available: this machine has "
+                            f"{torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise C.ConfigError(f"device {device!r} is not available on this machine; use --device cpu")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise C.ConfigError(f"device {device!r} is not supported: use cpu, cuda, cuda:N or mps")
+
+
+def prepare_work_dir(path: Path, resume: bool, overwrite: bool) -> None:
+    """Create the run folder, check it is writable, and never silently replace an earlier run."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise C.ConfigError(f"cannot write to work directory {path}: {e.strerror}; "
+                            f"choose another with --work-dir") from None
+    if resume:
+        if not (path / "last.pt").exists():
+            raise checkpoint.CheckpointError(f"nothing to resume: {path / 'last.pt'} does not exist; "
+                                             f"train without --resume first")
+    elif (path / "model.pt").exists() and not overwrite:
+        raise C.ConfigError(f"{path} already holds a trained run: pass --resume to continue it, "
+                            f"--overwrite to replace it, or choose another --work-dir")
+
+
+def setup_torch(cfg: C.Config) -> None:
+    check_device(cfg.train.device)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+
+
+def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, progress: bool = True,
+              write=print, overrides: dict | None = None) -> dict:
+    """Train (or resume) one run into cfg.work_dir, then report exact losses of the best checkpoint."""
+    t_start = time.perf_counter()
+    work_dir = Path(cfg.work_dir)
+    setup_torch(cfg)
+    prepare_work_dir(work_dir, resume, overwrite)
+    state = None
+    if resume:
+        state = checkpoint.load(work_dir / "last.pt")
+        saved_cfg, data, model = checkpoint.restore(state)
+        raw = C.to_dict(saved_cfg)
+        for key, value in (overrides or {}).items():  # e.g. more --max-steps; the model must stay as it was
+            C.set_dotted(raw, key, value)
+        cfg = C.resolve(raw, MODELS)
+        if C.to_dict(cfg)["model"] != C.to_dict(saved_cfg)["model"]:
+            raise C.ConfigError("a resumed run keeps its model: drop the model options, or train a new run")
+        setup_torch(cfg)
+        write(f"resuming {work_dir / 'last.pt'} at step {state['step']}")
+    else:
+        data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
+                            cfg.data.dev_fraction, cfg.data.test_fraction, warn=write)
+        torch.manual_seed(cfg.seed)
+        model = create_model(cfg.model_type, cfg.model, data.vocab.size)
+    write(data.summary())
+    device = torch.device(cfg.train.device)
+    data = data.to(device)
+    model = model.to(device)
+    (work_dir / "config.yaml").write_text(C.dump_yaml(cfg), encoding="utf-8")
+    write(f"model: {cfg.model_type}, {model.num_params():,} parameters; run folder {work_dir}")
+
+    tracker = Tracker(work_dir / "tb")
+    tracker.text("config", "```\n" + C.dump_yaml(cfg) + "\n```", 0)
+    try:
+        result = train(model, data, cfg, work_dir, state, tracker, progress=progress)
+    finally:
+        tracker.close()
+    if result.stopped == "interrupted":
+        return {"stopped": "interrupted", "step": result.step}
+
+    best = checkpoint.load(work_dir / "model.pt")
+    model.load_state_dict(best["model"])
+    losses = evaluate(model, data)
+    results = {"type": cfg.model_type, "params": model.num_params(), "steps": best["step"],
+               "final_step": result.step, "train_seconds": round(result.seconds, 2),
+               "wall_seconds": round(time.perf_counter() - t_start, 2), "stopped": result.stopped, **losses}
+    (work_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write(f"best checkpoint (step {best['step']}), exact NLL over each whole split:")
+    for name in ("train", "dev", "test"):
+        write(f"  {name:5s} nll {losses[name]['nll']:.4f}  ({losses[name]['bpc']:.4f} bits/char)")
+    if result.stopped == "target":
+        write(f"time to target dev nll {cfg.train.target_loss}: {results['wall_seconds']:.1f}s wall clock")
+    return results
+
+
+def sample_run(work_dir: str | Path, which: str = "model.pt", sample: C.SampleConfig | None = None,
+               device: str = "cpu") -> list[tuple[str, str]]:
+    """Words from a saved run, each with its origin tag ('train', 'dev/test' or 'new')."""
+    check_device(device)
+    state = checkpoint.load(Path(work_dir) / which)
+    cfg, data, model = checkpoint.restore(state, device)
+    s = sample or cfg.sample
+    gen = torch.Generator(device=device).manual_seed(s.seed)
+    max_length = s.max_length or 2 * data.max_item_length
+    words = generate(model, data.vocab, s.num, max_length, s.temperature, s.top_k, s.prefix, gen)
+    heldout = set(data.dev.items) | set(data.test.items)
+    return list(zip(words, tag(words, set(data.train.items), heldout)))
+
+
+def eval_run(work_dir: str | Path, which: str = "model.pt", device: str = "cpu") -> dict:
+    """Exact train/dev/test NLL and bits per character of a saved run."""
+    check_device(device)
+    state = checkpoint.load(Path(work_dir) / which)
+    _, data, model = checkpoint.restore(state, device)
+    return evaluate(model, data.to(torch.device(device)))

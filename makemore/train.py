@@ -1,0 +1,222 @@
+"""The one training loop for every trainable model (count models are fitted by one counting pass)."""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import checkpoint
+from .config import Config, TrainConfig
+from .data import Dataset, Split
+from .evaluate import split_nll
+from .models import Model
+from .sample import generate, tag
+from .tracking import Tracker
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left as it was."""
+
+
+@dataclass
+class TrainResult:
+    """How a training run ended."""
+
+    step: int
+    best_dev_loss: float | None
+    seconds: float
+    stopped: str  # "finished", "target", "interrupted", "fitted"
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate at a step: linear warm-up, then constant, step decay or cosine decay."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "step":
+        return cfg.lr * (cfg.step_factor if step >= cfg.step_at * cfg.max_steps else 1.0)
+    if cfg.schedule == "cosine":
+        span = max(1, cfg.max_steps - cfg.warmup_steps)
+        progress = min(1.0, (step - cfg.warmup_steps) / span)
+        floor = cfg.lr * cfg.min_lr_ratio
+        return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    return cfg.lr
+
+
+def make_optimizer(model: Model, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW or SGD; weight decay on matrices and embeddings only, never on biases or gains."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+class Batches:
+    """Random training batches drawn by tensor indexing from a seeded generator."""
+
+    def __init__(self, split: Split, model: Model, batch_size: int, seed: int):
+        self.split, self.batch_size = split, batch_size
+        self.windows = split.windows(model.block_size) if model.kind == "window" else None
+        self.generator = torch.Generator(device=split.x.device).manual_seed(seed)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n = len(self.windows) if self.windows is not None else len(self.split)
+        sel = torch.randint(n, (self.batch_size,), generator=self.generator, device=self.generator.device)
+        if self.windows is not None:
+            return self.windows.get(sel)  # (B, block_size), (B,)
+        return self.split.x[sel], self.split.y[sel]  # (B, T), (B, T)
+
+
+class StopRequest:
+    """Turns the first SIGINT/SIGTERM into a request to save and stop; a second one exits at once."""
+
+    def __init__(self):
+        self.requested = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.requested is not None:
+            raise KeyboardInterrupt  # second signal: stop now, without saving
+        self.requested = signal.Signals(signum).name
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def print_samples(model: Model, data: Dataset, cfg: Config, step: int, tracker: Tracker, write) -> None:
+    """A few samples, tagged by where they come from, to the console and TensorBoard."""
+    if cfg.train.eval_samples == 0:
+        return
+    gen = torch.Generator(device=model.device).manual_seed(cfg.seed + step)
+    words = generate(model, data.vocab, cfg.train.eval_samples, 2 * data.max_item_length, generator=gen)
+    heldout = set(data.dev.items) | set(data.test.items)
+    tags = tag(words, set(data.train.items), heldout)
+    write("  samples: " + ", ".join(f"{w} ({t})" if t != "new" else w for w, t in zip(words, tags)))
+    tracker.text("samples", "  \n".join(f"{w} ({t})" for w, t in zip(words, tags)), step)
+
+
+def fit_counts(model: Model, data: Dataset, cfg: Config, work_dir: Path, write=print) -> TrainResult:
+    """Count models: one counting pass over the train split, then the same checkpoint as any model."""
+    t0 = time.perf_counter()
+    windows = data.train.windows(model.block_size)
+    model.fit(windows.source[windows.start[:, None] + windows.offsets], windows.targets)
+    seconds = time.perf_counter() - t0
+    dev = split_nll(model, data.dev)
+    state = checkpoint.make_state(cfg, data, model, step=0, best_dev_loss=dev)
+    checkpoint.save(work_dir / "model.pt", state)
+    checkpoint.save(work_dir / "last.pt", state)
+    write(f"fitted in {seconds:.2f}s: dev nll {dev:.4f}")
+    return TrainResult(0, dev, seconds, "fitted")
+
+
+def compile_model(model: Model, example: tuple[torch.Tensor, torch.Tensor], write=print):
+    """torch.compile the model's forward, or fall back to eager with a warning when it cannot."""
+    try:
+        compiled = torch.compile(model)
+        compiled(*example)  # compile now, so a failure shows here and not mid-run
+        return compiled
+    except Exception as e:  # noqa: BLE001 - any compiler failure means: run eagerly
+        write(f"warning: --compile failed ({e.__class__.__name__}); training without it")
+        return model
+
+
+def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict | None = None,
+          tracker: Tracker | None = None, progress: bool = True, write=tqdm.write) -> TrainResult:
+    """Train from scratch or from a checkpoint state; writes best (model.pt) and last (last.pt)."""
+    tracker = tracker or Tracker(None)
+    if not model.trainable:
+        return fit_counts(model, data, cfg, work_dir, write)
+    tc = cfg.train
+    optimizer = make_optimizer(model, tc)
+    batches = Batches(data.train, model, tc.batch_size, cfg.seed)
+    step, best = 0, None
+    if state is not None:  # resume exactly: weights are already loaded; now the rest of the state
+        optimizer.load_state_dict(state["optimizer"])
+        step, best = state["step"], state["best_dev_loss"]
+        batches.generator.set_state(state["rng"]["batches"])
+        torch.set_rng_state(state["rng"]["torch"])
+    forward = compile_model(model, batches.next(), write) if tc.compile else model
+    if tc.compile and state is None:
+        batches.generator.manual_seed(cfg.seed)  # the compile probe must not shift the batch order
+
+    def save(name: str) -> None:
+        rng = {"batches": batches.generator.get_state(), "torch": torch.get_rng_state()}
+        checkpoint.save(work_dir / name, checkpoint.make_state(cfg, data, model, optimizer, step, best, rng))
+
+    t0 = time.perf_counter()
+    loss_sum, loss_count = torch.zeros(()), 0
+    first_bad = torch.tensor(-1)  # first step with a non-finite loss, tracked without a host sync
+    stopped = "finished"
+    bar = tqdm(total=tc.max_steps, initial=step, disable=not progress, desc=cfg.model_type, dynamic_ncols=True)
+    model.train()
+    with StopRequest() as stop:
+        while step < tc.max_steps:
+            lr = lr_at(step, tc)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = batches.next()
+            _, loss = forward(x, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            loss = loss.detach()
+            loss_sum += loss.cpu() if loss.device.type != "cpu" else loss
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.cpu()), step, first_bad)
+            loss_count += 1
+            step += 1
+            bar.update(1)
+
+            evaluating = step % tc.eval_interval == 0 or step == tc.max_steps
+            if step % tc.log_interval == 0 or evaluating or stop.requested:
+                mean = (loss_sum / loss_count).item()  # the only host sync between evaluations
+                if not math.isfinite(mean):
+                    bar.close()
+                    raise TrainingDiverged(
+                        f"the loss became {mean} at step {int(first_bad) + 1}; training stopped and the last "
+                        f"good checkpoint is kept — lower the learning rate (now {tc.lr:g}) or set --grad-clip")
+                bar.set_postfix(loss=f"{mean:.4f}", lr=f"{lr:.2e}", refresh=False)
+                tracker.scalar("loss/train_minibatch_mean", mean, step)
+                tracker.scalar("lr", lr, step)
+                loss_sum, loss_count = torch.zeros(()), 0
+            if stop.requested:
+                save("last.pt")
+                stopped = "interrupted"
+                write(f"{stop.requested} at step {step}: saved {work_dir / 'last.pt'}; "
+                      f"continue with: makemore --work-dir {work_dir} --resume")
+                break
+            if evaluating:
+                dev = split_nll(model, data.dev)
+                tracker.scalar("loss/dev", dev, step)
+                improved = best is None or dev < best
+                if improved:
+                    best = dev
+                    save("model.pt")
+                save("last.pt")
+                write(f"step {step}: dev nll {dev:.4f}{' (best)' if improved else ''}, "
+                      f"{time.perf_counter() - t0:.1f}s")
+                print_samples(model, data, cfg, step, tracker, write)
+                if tc.target_loss is not None and dev <= tc.target_loss:
+                    stopped = "target"
+                    write(f"reached target dev nll {tc.target_loss} at step {step} "
+                          f"after {time.perf_counter() - t0:.1f}s of training")
+                    break
+    bar.close()
+    return TrainResult(step, best, time.perf_counter() - t0, stopped)
