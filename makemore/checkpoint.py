@@ -60,7 +60,7 @@ def save(path: str | Path, state: dict) -> None:
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise CheckpointError(f"could not write checkpoint {path}: {e.strerror or e}; "
-                              f"the previous checkpoint (if any) is unchanged — free space or pick another --work-dir") from None
+                              f"the previous checkpoint is unchanged; free space or pick another --work-dir") from None
 
 
 def load(path: str | Path) -> dict:

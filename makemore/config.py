@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,6 +86,8 @@ class TrainConfig:
     """Words sampled and printed at each evaluation."""
     target_loss: float | None = None
     """Stop as soon as the dev NLL reaches this value."""
+    diagnostics_interval: int = 0
+    """Record per-layer activation, gradient and update statistics every this many steps (0 = off)."""
     device: str = "cpu"
     """Torch device: cpu, cuda, cuda:1, mps."""
     threads: int = 0
@@ -97,7 +99,8 @@ class TrainConfig:
         out = []
         positive = ("lr", "batch_size", "max_steps", "eval_interval", "log_interval")
         out += [f"train.{n} must be positive, got {getattr(self, n)}" for n in positive if getattr(self, n) <= 0]
-        nonneg = ("weight_decay", "momentum", "warmup_steps", "grad_clip", "eval_samples", "threads")
+        nonneg = ("weight_decay", "momentum", "warmup_steps", "grad_clip", "eval_samples", "threads",
+                  "diagnostics_interval")
         out += [f"train.{n} must not be negative, got {getattr(self, n)}" for n in nonneg if getattr(self, n) < 0]
         if not 0 <= self.min_lr_ratio <= 1:
             out.append(f"train.min_lr_ratio must be between 0 and 1, got {self.min_lr_ratio}")

@@ -137,8 +137,14 @@ def compile_model(model: Model, example: tuple[torch.Tensor, torch.Tensor], writ
 
 
 def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict | None = None,
-          tracker: Tracker | None = None, progress: bool = True, write=tqdm.write) -> TrainResult:
-    """Train from scratch or from a checkpoint state; writes best (model.pt) and last (last.pt)."""
+          tracker: Tracker | None = None, progress: bool = True, write=tqdm.write,
+          observer=None) -> TrainResult:
+    """Train from scratch or from a checkpoint state; writes best (model.pt) and last (last.pt).
+
+    observer, if given, is called as observer.before_step(step, lr) after the backward pass and
+    observer.after_step(step, lr) after the optimizer step, on every step where
+    observer.wants(step) is true (e.g. diagnostics at an interval).
+    """
     tracker = tracker or Tracker(None)
     if not model.trainable:
         return fit_counts(model, data, cfg, work_dir, write)
@@ -176,7 +182,12 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
             loss.backward()
             if tc.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            observing = observer is not None and observer.wants(step)
+            if observing:
+                observer.before_step(step, lr)
             optimizer.step()
+            if observing:
+                observer.after_step(step, lr)
             loss = loss.detach()
             loss_sum += loss.cpu() if loss.device.type != "cpu" else loss
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.cpu()), step, first_bad)
