@@ -141,9 +141,9 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
           observer=None) -> TrainResult:
     """Train from scratch or from a checkpoint state; writes best (model.pt) and last (last.pt).
 
-    observer, if given, is called as observer.before_step(step, lr) after the backward pass and
-    observer.after_step(step, lr) after the optimizer step, on every step where
-    observer.wants(step) is true (e.g. diagnostics at an interval).
+    observer, if given, is asked observer.wants(step) before each forward pass; on the steps it
+    wants, it is called as observer.before_step(step, lr) after the backward pass and
+    observer.after_step(step, lr) after the optimizer step (e.g. diagnostics at an interval).
     """
     tracker = tracker or Tracker(None)
     if not model.trainable:
@@ -176,13 +176,13 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
             lr = lr_at(step, tc)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            observing = observer is not None and observer.wants(step)  # before forward: hooks record it
             x, y = batches.next()
             _, loss = forward(x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if tc.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            observing = observer is not None and observer.wants(step)
             if observing:
                 observer.before_step(step, lr)
             optimizer.step()
