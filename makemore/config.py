@@ -7,6 +7,7 @@ caller looks up (the model registry), so adding a model never touches this file.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -162,6 +163,21 @@ class Config:
     sample: SampleConfig = field(default_factory=SampleConfig)
 
 
+class SafeLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader (no Python objects), reading 1e-3 as a float as YAML 1.2 does."""
+
+
+SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def safe_load(text: str) -> Any:
+    return yaml.load(text, Loader=SafeLoader)  # noqa: S506 - SafeLoader subclass: safe
+
+
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "sample": SampleConfig}
 TOP_LEVEL = ("work_dir", "seed")
 
@@ -176,7 +192,7 @@ def load_yaml(path: str | Path) -> dict:
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config file {path}: {e.__class__.__name__}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_load(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -208,7 +224,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.lr=0.01")
     key, value = text.split("=", 1)
     try:
-        return key.strip(), yaml.safe_load(value)
+        return key.strip(), safe_load(value)
     except yaml.YAMLError:
         return key.strip(), value
 

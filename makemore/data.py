@@ -54,7 +54,7 @@ def read_items(path: str | Path | None, encoding: str = "utf-8") -> list[str]:
     items = [line.strip() for line in text.split("\n")]
     items = [item for item in items if item]
     if not items:
-        what = "is empty" if not raw.strip() else "has only blank lines"
+        what = "is empty" if not raw else "has only blank lines"
         raise DataError(f"input file {path} {what}: it needs one item a line")
     return items
 

@@ -1,0 +1,98 @@
+"""The command line end to end on a tiny file, and its one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from makemore.cli import main
+
+QUICK = ["--max-steps", "20", "--eval-interval", "10", "--batch-size", "16", "--no-progress",
+         "--n-embd2", "16", "--set", "train.warmup_steps=0"]
+
+
+def test_train_sample_eval_end_to_end(tmp_path, tiny_file, capsys):
+    work = str(tmp_path / "run")
+    assert main(["--input", str(tiny_file), "--type", "mlp", "--work-dir", work, *QUICK]) == 0
+    out = capsys.readouterr().out
+    assert "train nll" in out and "test  nll" in out and "items: 240 train, 30 dev, 30 test" in out
+    assert {p.name for p in (tmp_path / "run").iterdir()} >= {"model.pt", "last.pt", "config.yaml",
+                                                               "results.json", "tb"}
+
+    assert main(["sample", "--work-dir", work, "-n", "7", "--prefix", "ma", "--plain"]) == 0
+    words = capsys.readouterr().out.split()
+    assert len(words) == 7 and all(w.startswith("ma") for w in words)
+
+    assert main(["eval", "--work-dir", work, "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    for split in ("train", "dev", "test"):
+        assert figures[split]["nll"] == pytest.approx(results[split]["nll"])
+        assert figures[split]["bpc"] > figures[split]["nll"]
+
+
+def test_makemore_py_flag_names(tmp_path, tiny_file, capsys):
+    work = str(tmp_path / "run")
+    args = ["-i", str(tiny_file), "-o", work, "--type", "mlp", "-b", "8", "-l", "0.01", "-w", "0.0",
+            "--n-embd", "6", "--n-embd2", "12", "--seed", "3", "--top-k", "3", "--device", "cpu",
+            "--max-steps", "10", "--no-progress"]
+    assert main(args) == 0
+    resolved = (tmp_path / "run" / "config.yaml").read_text()
+    for fragment in ("batch_size: 8", "lr: 0.01", "n_embd: 6", "n_embd2: 12", "seed: 3", "top_k: 3"):
+        assert fragment in resolved
+    capsys.readouterr()
+    assert main(["-o", work, "--sample-only"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 20
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_file, capsys):
+    work = str(tmp_path / "run")
+    assert main(["-i", str(tiny_file), "-o", work, *QUICK]) == 0
+    assert main(["-o", work, "--resume", "--max-steps", "30", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming" in out and "at step 20" in out
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["final_step"] == 30
+
+
+def test_a_finished_run_is_not_overwritten(tmp_path, tiny_file, capsys):
+    work = str(tmp_path / "run")
+    assert main(["-i", str(tiny_file), "-o", work, *QUICK]) == 0
+    before = (tmp_path / "run" / "model.pt").read_bytes()
+    assert main(["-i", str(tiny_file), "-o", work, *QUICK]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (tmp_path / "run" / "model.pt").read_bytes() == before
+
+
+def bad_inputs(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "blank.txt").write_text("\n  \n\t\n")
+    (tmp_path / "latin.txt").write_bytes("anna\nzoë\n".encode("latin-1"))
+    (tmp_path / "dir").mkdir()
+    return {
+        "missing": (["--input", str(tmp_path / "nope.txt")], "does not exist"),
+        "directory": (["--input", str(tmp_path / "dir")], "is a directory"),
+        "empty": (["--input", str(tmp_path / "empty.txt")], "is empty"),
+        "blank": (["--input", str(tmp_path / "blank.txt")], "only blank lines"),
+        "utf8": (["--input", str(tmp_path / "latin.txt")], "line 2: not valid utf-8.*--encoding"),
+        "type": (["--type", "transformr"], "unknown model type 'transformr'.*valid types"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "empty", "blank", "utf8", "type"])
+def test_bad_input_is_one_line_exit_2(case, tmp_path, capsys):
+    import re
+
+    args, pattern = bad_inputs(tmp_path)[case]
+    assert main([*args, "--work-dir", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("makemore: error:")
+    assert re.search(pattern, err), err
+    assert not (tmp_path / "run" / "model.pt").exists()
+
+
+def test_python_dash_m_and_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "makemore", "sample", "--work-dir", "/nonexistent/run"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "no checkpoint" in proc.stderr

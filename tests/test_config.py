@@ -1,0 +1,68 @@
+"""Typed configs: defaults, YAML, overrides and validation that reports every problem."""
+
+from pathlib import Path
+
+import pytest
+
+from makemore import config as C
+from makemore.models import MODELS
+from makemore.runs import build_config
+
+CONFIGS = sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    cfg = build_config(str(path))
+    assert cfg.model_type in MODELS
+    assert isinstance(cfg.model, MODELS[cfg.model_type].Config)
+
+
+def test_model_train_defaults_sit_under_yaml_and_flags(tmp_path):
+    cfg = build_config(overrides={"model.type": "nbigram"})
+    assert cfg.train.lr == MODELS["nbigram"].train_defaults["lr"]
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {type: nbigram}\ntrain: {lr: 0.05, max_steps: 7}\n")
+    cfg = build_config(str(path), {"train.max_steps": 9})
+    assert (cfg.train.lr, cfg.train.max_steps) == (0.05, 9)
+
+
+def test_unknown_key_names_it_and_the_valid_ones():
+    with pytest.raises(C.ConfigError, match=r"unknown key train\.learning_rat .*valid keys: .*\blr\b"):
+        build_config(overrides={"train.learning_rat": 0.1})
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(C.ConfigError) as e:
+        build_config(overrides={"train.lr": "fast", "train.batch_size": 0, "model.n_embd": -1, "sample.top_k": 0})
+    message = str(e.value)
+    for fragment in ("train.lr must be float", "train.batch_size must be positive", "model.n_embd",
+                     "sample.top_k"):
+        assert fragment in message
+    assert "\n" not in message
+
+
+def test_unknown_model_type_lists_valid_types():
+    with pytest.raises(C.ConfigError, match="unknown model type 'transformr'.*valid types: .*mlp"):
+        build_config(overrides={"model.type": "transformr"})
+
+
+def test_int_is_accepted_for_float_but_not_bool_for_int():
+    assert build_config(overrides={"train.lr": 1}).train.lr == 1.0
+    with pytest.raises(C.ConfigError, match="batch_size must be int"):
+        build_config(overrides={"train.batch_size": True})
+
+
+def test_resolved_config_round_trips_through_yaml(tmp_path):
+    cfg = build_config(overrides={"model.type": "mlp", "model.block_size": 5, "train.betas": [0.8, 0.9]})
+    path = tmp_path / "resolved.yaml"
+    path.write_text(C.dump_yaml(cfg))
+    again = build_config(str(path))
+    assert C.to_dict(again) == C.to_dict(cfg)
+
+
+def test_set_override_parses_yaml_values():
+    assert C.parse_override("train.lr=1e-2") == ("train.lr", 0.01)
+    assert C.parse_override("train.betas=[0.9, 0.95]") == ("train.betas", [0.9, 0.95])
+    with pytest.raises(C.ConfigError, match="KEY=VALUE"):
+        C.parse_override("train.lr")
