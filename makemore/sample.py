@@ -39,20 +39,20 @@ def _generate_batch(model, vocab, n, max_length, temperature, top_k, prefix, gen
     if model.kind == "window":
         seq = torch.cat([seq.new_zeros(n, model.block_size - 1), seq], dim=1)
     pos = seq.size(1) - new
-    done = torch.zeros(n, dtype=torch.bool, device=device)
+    alive = torch.arange(n, device=device)  # rows still writing; finished words cost nothing more
     for t in range(pos, seq.size(1)):
         if model.kind == "window":
-            logits, _ = model(seq[:, t - model.block_size:t])  # (n, V)
+            logits, _ = model(seq[alive, t - model.block_size:t])  # (a, block_size) -> (a, V)
         else:
-            logits = model(seq[:, :t])[0][:, -1]  # (n, t, V) -> (n, V)
+            logits = model(seq[alive, :t])[0][:, -1]  # (a, t) -> (a, t, V) -> (a, V)
         logits = logits.float() / temperature
         if top_k is not None and top_k < logits.size(-1):
             kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
             logits = logits.masked_fill(logits < kth, float("-inf"))
-        nxt = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
-        seq[:, t] = nxt.masked_fill(done, BOUNDARY)
-        done |= nxt == BOUNDARY
-        if (t - pos) % 4 == 3 and done.all():  # checking needs a sync: do it every few characters
+        nxt = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)  # (a,)
+        seq[alive, t] = nxt
+        alive = alive[nxt != BOUNDARY]
+        if len(alive) == 0:
             break
     model.train(was_training)
     body = seq[:, pos:].tolist()
