@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
+import warnings
 from pathlib import Path
 
 import torch
 
 from . import config as C
-from .data import Dataset, Vocab
+from .data import DataError, Dataset, Vocab
 from .models import MODELS, Model, create_model
 
 FORMAT = "makemore-checkpoint"
@@ -61,6 +61,11 @@ def save(path: str | Path, state: dict) -> None:
         tmp.unlink(missing_ok=True)
         raise CheckpointError(f"could not write checkpoint {path}: {e.strerror or e}; "
                               f"the previous checkpoint is unchanged; free space or pick another --work-dir") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # e.g. a second Ctrl-C mid-write: the old file stands, leave no temp file
+        raise
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed mid-write
+        stale.unlink(missing_ok=True)
 
 
 def load(path: str | Path) -> dict:
@@ -72,19 +77,43 @@ def load(path: str | Path) -> dict:
         raise CheckpointError(f"no checkpoint at {path}: train one first (makemore --work-dir {path.parent}) "
                               f"or point --work-dir at a run folder")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickles; our error says it in one line
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise CheckpointError(f"{path} was refused: it holds Python objects beyond plain tensors and numbers, "
                               f"which could run code; only load checkpoints made by makemore") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError):
+    except Exception:  # noqa: BLE001 - a damaged file can make the unpickler fail in any way: all mean unreadable
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or not a torch file); "
                               f"use another checkpoint, e.g. last.pt, or train again") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a makemore checkpoint; point --work-dir at a makemore run folder")
-    if state.get("version") != VERSION or any(k not in state for k in REQUIRED):
+    if state.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint layout version {state.get('version')!r}, this makemore "
                               f"reads version {VERSION}; retrain with this version")
+    bad = malformed(state)
+    if bad:
+        raise CheckpointError(f"{path} is damaged or from another makemore version ({bad}); "
+                              f"use another checkpoint, e.g. last.pt, or train again")
     return state
+
+
+def malformed(state: dict) -> str | None:
+    """What is wrong with a version-1 checkpoint's fields, so restore never meets a surprise type."""
+    missing = [k for k in REQUIRED if k not in state]
+    if missing:
+        return f"no {', '.join(missing)}"
+    for key, kind in (("model_type", str), ("config", dict), ("vocab", list), ("items", dict), ("model", dict),
+                      ("step", int)):
+        if not isinstance(state[key], kind):
+            return f"{key} is a {type(state[key]).__name__}, not a {kind.__name__}"
+    if not all(isinstance(c, str) and len(c) == 1 for c in state["vocab"]):
+        return "vocab is not a list of characters"
+    items = state["items"]
+    if not all(isinstance(items.get(s), list) and all(isinstance(i, str) for i in items[s])
+               for s in ("train", "dev", "test")):
+        return "items lacks a train, dev or test list of strings"
+    return None
 
 
 def restore(state: dict, device: str = "cpu") -> tuple[C.Config, Dataset, Model]:
@@ -95,11 +124,15 @@ def restore(state: dict, device: str = "cpu") -> tuple[C.Config, Dataset, Model]
         raise CheckpointError(f"the checkpoint's config does not fit this makemore: {e}") from None
     vocab = Vocab(list(state["vocab"]))
     items = state["items"]
-    data = Dataset.from_splits(vocab, items["train"], items["dev"], items["test"], state.get("duplicates", 0))
+    try:
+        data = Dataset.from_splits(vocab, items["train"], items["dev"], items["test"], state.get("duplicates", 0))
+    except DataError:
+        raise CheckpointError("the checkpoint's items have characters its vocabulary lacks; the file is damaged, "
+                              "use another checkpoint or train again") from None
     model = create_model(cfg.model_type, cfg.model, vocab.size)
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError:
+    except (RuntimeError, TypeError, AttributeError):
         raise CheckpointError(f"the checkpoint's weights do not match a {cfg.model_type} model with its config; "
                               f"the file is damaged or from another version") from None
     return cfg, data, model.to(device)

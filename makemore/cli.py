@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from . import __version__
+from . import __version__, checks, compare, diagnostics, lrfind, sweep
 from .checkpoint import CheckpointError
 from .config import ConfigError, SampleConfig, parse_override
 from .data import DataError
 from .models import ModelConfigError
+from .plots import require_matplotlib
 from .runs import build_config, eval_run, sample_run, train_run
 from .sample import SampleError
 from .train import TrainingDiverged
@@ -32,6 +34,7 @@ CONFIG_FLAGS = {
     "eval_interval": "train.eval_interval", "target_loss": "train.target_loss", "device": "train.device",
     "threads": "train.threads", "compile": "train.compile", "top_k": "sample.top_k",
 }
+CONFIG_FLAGS["diagnostics_interval"] = "train.diagnostics_interval"  # a flag of `train` only
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -89,10 +92,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             setattr(args, name, None)
         return cmd_sample(args)
     cfg = build_config(args.config, overrides)
+    if getattr(args, "plots", False):  # figures need diagnostics: record them unless an interval was chosen
+        require_matplotlib()
+        if not cfg.train.diagnostics_interval:
+            overrides["train.diagnostics_interval"] = diagnostics.default_interval(cfg.train.max_steps)
+            cfg = build_config(args.config, overrides)
     results = train_run(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                         overrides=overrides)
     if results.get("stopped") == "interrupted":
         return 130
+    if getattr(args, "plots", False):
+        for path in diagnostics.draw(cfg.work_dir):
+            print(f"wrote {path}")
     for word, origin in sample_run(cfg.work_dir, sample=SampleConfig(num=10, seed=cfg.seed, top_k=cfg.sample.top_k)):
         print(f"  {word:20s} {origin}")
     return 0
@@ -129,6 +140,121 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps")
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    overrides = config_overrides(args)
+    if args.config:
+        raise ConfigError("a sweep takes its base config from the sweep file's base key: drop --config")
+    sw = sweep.load_sweep(args.sweep_file, overrides)
+    print(f"sweep {args.sweep_file}: {len(sw.runs)} runs into {sw.root}, varying {', '.join(sw.keys) or 'nothing'}")
+    if args.dry_run:
+        for run in sw.runs:
+            print(f"  {run.cfg.work_dir}  ({sweep.run_state(run)})")
+        return 0
+    finished = sweep.run_sweep(sw, progress=not args.no_progress)
+    table, csv_path, md_path = sweep.write_tables(sw)
+    print(table)
+    print(f"tables: {csv_path}, {md_path}")
+    return 0 if finished else 130
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    rows = compare.compare_runs(args.runs)
+    print(compare.markdown_table(rows, compare.COLUMNS))
+    if args.csv:
+        compare.write_csv(rows, compare.COLUMNS, args.csv)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    cfg = build_config(args.config, config_overrides(args))
+    result = lrfind.lr_find(cfg, args.lr_min, args.lr_max, args.steps, args.smoothing, args.divisor,
+                            out_dir=cfg.work_dir, plot=not args.no_plot, progress=not args.no_progress)
+    stop = f"diverged at {result.diverged_at:.2e}" if result.diverged_at else "did not diverge"
+    print(f"smoothed loss lowest at lr {result.lr_at_min:.2e}; {stop} ({len(result.lrs)} steps)")
+    print(f"suggested lr: {result.suggestion:.2e}  (use: --lr {result.suggestion:.2g})")
+    for path in result.files:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is not a run folder: give the --work-dir of a trained run")
+    records = diagnostics.read_diagnostics(run_dir)
+    if records:
+        record = records[-1] if args.step is None else min(records, key=lambda r: abs(r["step"] - args.step))
+        print("\n".join(diagnostics.summary(record)))
+    else:
+        print(f"no diagnostics recorded in {run_dir}: train with --diagnostics-interval N (or --plots) to record "
+              f"them; only the loss can be drawn")
+        if not diagnostics.read_losses(run_dir):
+            raise ConfigError(f"nothing to diagnose in {run_dir}: no diagnostics and no TensorBoard losses")
+    if not args.no_plots:
+        for path in diagnostics.draw(run_dir, args.out, args.step, args.window):
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    overrides = config_overrides(args)
+    files = list(args.configs) + ([args.config] if args.config else [])
+    failed = []
+    for config_file in files or [None]:
+        cfg = build_config(config_file, overrides)
+        model, results = checks.check_config(cfg, args.overfit_steps)
+        print(f"check {config_file or 'defaults'}: {cfg.model_type}, {model.num_params():,} parameters, "
+              f"vocabulary {model.vocab_size}")
+        for r in results:
+            print(f"  {r.status.upper():4s}  {r.name:18s}  {r.detail}")
+        if any(r.status == "fail" for r in results):
+            failed.append(config_file or "defaults")
+    print(f"failed: {', '.join(failed)}" if failed else "every check passed")
+    return 1 if failed else 0
+
+
+def add_harness_commands(sub) -> None:
+    """The experiment harness: sweep, compare, lr-find, diagnose, check."""
+    p = sub.add_parser("sweep", help="train every run of a sweep file (grid or list), then tabulate them")
+    p.add_argument("sweep_file", help="sweep YAML: base, grid or runs, work_dir, overrides (configs/sweeps/)")
+    add_config_flags(p)
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("compare", help="one table of finished runs, sorted by dev NLL")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders, or folders that hold them")
+    p.add_argument("--csv", help="also write the table to this CSV file")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("lr-find", help="find a learning rate: loss against an exponentially rising rate")
+    add_config_flags(p)
+    p.add_argument("--lr-min", type=float, default=1e-5, help="lowest rate (default 1e-5)")
+    p.add_argument("--lr-max", type=float, default=1.0, help="highest rate (default 1)")
+    p.add_argument("--steps", type=int, default=300, help="steps from the lowest to the highest rate (default 300)")
+    p.add_argument("--smoothing", type=float, default=0.95, help="moving-average factor of the loss (default 0.95)")
+    p.add_argument("--divisor", type=float, default=3.0,
+                   help="suggest the rate at the smoothed minimum divided by this (default 3)")
+    p.add_argument("--no-plot", action="store_true", help="CSV and TensorBoard only, no PNG")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_lr_find)
+
+    p = sub.add_parser("diagnose", help="diagnostic figures (PNG) and statistics of a trained run")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder trained with --diagnostics-interval or --plots")
+    p.add_argument("--out", help="folder for the PNGs (default RUN_DIR/plots)")
+    p.add_argument("--step", type=int, help="the recorded step to show the distributions of (default: the last)")
+    p.add_argument("--window", type=int, help="steps averaged into each point of the loss curve")
+    p.add_argument("--no-plots", action="store_true", help="print the statistics only")
+    p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("check", help="sanity checks of a config's model before a long run")
+    p.add_argument("configs", nargs="*", metavar="CONFIG", help="experiment YAML files (default: --config or defaults)")
+    add_config_flags(p)
+    p.add_argument("--overfit-steps", type=int, default=1000, help="most steps to overfit one batch (default 1000)")
+    p.set_defaults(func=cmd_check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="makemore", description="Character-level language models: "
                                      "learn how items are spelled and make more of them.")
@@ -141,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a run already in the work dir")
     p.add_argument("--sample-only", action="store_true", help="only sample from WORK_DIR (= makemore sample)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--diagnostics-interval", type=int, metavar="N",
+                   help="record per-layer activation, gradient and update statistics every N steps")
+    p.add_argument("--plots", action="store_true", help="draw the diagnostic figures (PNG) into WORK_DIR/plots "
+                   "at the end; records diagnostics about 100 times unless --diagnostics-interval is set")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="sample words from a saved run")
@@ -158,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)
+    add_harness_commands(sub)
     return parser
 
 

@@ -7,6 +7,7 @@ caller looks up (the model registry), so adding a model never touches this file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -143,6 +144,8 @@ class SampleConfig:
             out.append(f"sample.top_k must be at least 1, got {self.top_k}")
         if self.max_length is not None and self.max_length < 1:
             out.append(f"sample.max_length must be at least 1, got {self.max_length}")
+        if not 0 <= self.seed < 2**63:
+            out.append(f"sample.seed must be between 0 and 2**63 - 1, got {self.seed}")
         return out
 
 
@@ -189,13 +192,21 @@ def load_yaml(path: str | Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found: check the path") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}, line {line}: not UTF-8 text; save the config file as UTF-8") from None
+    except (IsADirectoryError, PermissionError) as e:
         raise ConfigError(f"cannot read config file {path}: {e.__class__.__name__}") from None
     try:
         raw = safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply; a config is a few flat sections") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        if isinstance(e, yaml.constructor.ConstructorError):  # e.g. !!python/object: refused, never built
+            raise ConfigError(f"{path}: refused YAML{where}: {e.problem}; a config holds plain numbers, strings, "
+                              f"lists and mappings only: remove the tag") from None
         raise ConfigError(f"{path}: invalid YAML{where}: {e.problem}; fix the syntax there") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
@@ -225,8 +236,13 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, value = text.split("=", 1)
     try:
         return key.strip(), safe_load(value)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return key.strip(), value
+
+
+def _shown(key: Any) -> str:
+    """A key as the user wrote it, or its repr when it would break the one-line message (newlines, non-strings)."""
+    return key if isinstance(key, str) and key.isprintable() and key else repr(key)
 
 
 def _type_name(tp: Any) -> str:
@@ -260,7 +276,10 @@ def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
         return isinstance(value, int) and not isinstance(value, bool), value
     if tp is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return ok, float(value) if ok else value
+        try:
+            return ok, float(value) if ok else value
+        except OverflowError:  # an integer beyond any float
+            return False, value
     if tp is str:
         return isinstance(value, str), value
     return True, value
@@ -279,11 +298,14 @@ def parse_dataclass(cls: type, raw: Any, where: str, errors: list[str]) -> Any:
     for key, value in raw.items():
         if key not in fields:
             valid = ", ".join(sorted(fields)) or "none"
-            errors.append(f"unknown key {where}.{key} (valid keys: {valid})")
+            errors.append(f"unknown key {where}.{_shown(key)} (valid keys: {valid})")
             continue
         ok, converted = _coerce(value, hints[key])
         if not ok:
             errors.append(f"{where}.{key} must be {_type_name(hints[key])}, got {value!r}")
+            continue
+        if isinstance(converted, float) and not math.isfinite(converted):  # nan slips past every `<= 0` check
+            errors.append(f"{where}.{key} must be a finite number, got {value!r}")
             continue
         values[key] = converted
     obj = cls(**values)
@@ -303,7 +325,7 @@ def resolve(raw: dict, registry: Mapping[str, Any], default_type: str = "mlp") -
     known = set(SECTIONS) | set(TOP_LEVEL) | {"model"}
     for key in raw:
         if key not in known:
-            errors.append(f"unknown key {key} (valid keys: {', '.join(sorted(known))})")
+            errors.append(f"unknown key {_shown(key)} (valid keys: {', '.join(sorted(known))})")
     model_raw = raw.get("model") or {}
     if not isinstance(model_raw, dict):
         errors.append("model must be a mapping with a type key and the model's options")
@@ -324,6 +346,8 @@ def resolve(raw: dict, registry: Mapping[str, Any], default_type: str = "mlp") -
                 setattr(cfg, name, value)
             else:
                 errors.append(f"{name} must be {_type_name(tp)}, got {raw[name]!r}")
+    if not 0 <= cfg.seed < 2**63:  # torch's generators take 64-bit seeds; printed samples use seed + step
+        errors.append(f"seed must be between 0 and 2**63 - 1, got {cfg.seed}")
     for name, cls in SECTIONS.items():
         section = raw.get(name)
         if name == "train" and model_cls is not None and isinstance(section or {}, dict):

@@ -16,6 +16,7 @@ import torch
 
 BOUNDARY = 0  # index of the word boundary: the start context and the end-of-word target
 PAD = -1  # target value of padding positions, ignored by the loss
+PADDED_LIMIT = 2**29  # bytes of one padded (items, width) tensor beyond which an outlier is an error, not a warning
 
 
 class DataError(ValueError):
@@ -68,6 +69,13 @@ def long_item_warning(items: list[str]) -> str | None:
         return (f"warning: the longest item has {longest} characters while 99% have at most {typical}; "
                 f"pass --max-length {4 * typical} to drop such outliers")
     return None
+
+
+def _line_of(path: str | Path | None, encoding: str, item: str) -> int:
+    """The file line holding item (for messages only: read_items keeps no line numbers)."""
+    text = (bundled_path() if path is None else Path(path)).read_bytes().decode(encoding)
+    lines = text.removeprefix("\ufeff").split("\n")
+    return next((i for i, line in enumerate(lines, 1) if line.strip() == item), 0)
 
 
 @dataclass
@@ -218,12 +226,23 @@ def split_items(items: list[str], seed: int = 42, dev_fraction: float = 0.1,
     shuffled = list(items)
     random.Random(seed).shuffle(shuffled)
     n = len(shuffled)
-    n1 = int(round(1 - dev_fraction - test_fraction, 12) * n)
-    n2 = int(round(1 - test_fraction, 12) * n)
+    n1, n2 = _cuts(n, dev_fraction, test_fraction)
     if min(n1, n2 - n1, n - n2) < 1:
+        need = next((m for m in range(n + 1, n + 100_000) if min(_sizes(m, dev_fraction, test_fraction)) >= 1),
+                    int(2 / min(dev_fraction, test_fraction)) + 1)
         raise DataError(f"only {n} items: too few to give each of train, dev and test at least one; "
-                        f"add items (at least {int(2 / min(dev_fraction, test_fraction)) + 1} are needed)")
+                        f"add items (at least {need} are needed)")
     return shuffled[:n1], shuffled[n1:n2], shuffled[n2:]
+
+
+def _cuts(n: int, dev_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """Where train ends and dev ends (rounded first, so 0.8 * n is not 0.7999... * n)."""
+    return int(round(1 - dev_fraction - test_fraction, 12) * n), int(round(1 - test_fraction, 12) * n)
+
+
+def _sizes(n: int, dev_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    n1, n2 = _cuts(n, dev_fraction, test_fraction)
+    return n1, n2 - n1, n - n2
 
 
 def load_dataset(path: str | Path | None, encoding: str = "utf-8", max_length: int | None = None,
@@ -241,7 +260,16 @@ def load_dataset(path: str | Path | None, encoding: str = "utf-8", max_length: i
     else:
         message = long_item_warning(items)
         if message:
-            warn(message)
+            longest = max(items, key=len)
+            where = f"{bundled_path() if path is None else path}, line {_line_of(path, encoding, longest)}"
+            padded = len(items) * (len(longest) + 1) * 8  # bytes of each int64 (items, width) tensor
+            if padded > PADDED_LIMIT:  # one outlier would make every batch and the encoding giant
+                raise DataError(f"{where}: {message.removeprefix('warning: ')} (padded to its width, the data "
+                                f"would take {padded / 2**30:.1f} GiB)")
+            warn(f"{message} ({where})")
     duplicates = len(items) - len(set(items))
-    train, dev, test = split_items(items, seed, dev_fraction, test_fraction)
+    try:
+        train, dev, test = split_items(items, seed, dev_fraction, test_fraction)
+    except DataError as e:
+        raise DataError(f"input file {bundled_path() if path is None else path}: {e}") from None
     return Dataset.from_splits(Vocab.from_items(items), train, dev, test, duplicates)

@@ -12,6 +12,7 @@ import torch
 from . import checkpoint
 from . import config as C
 from .data import load_dataset
+from .diagnostics import DIAG_FILE, Diagnostics
 from .evaluate import evaluate
 from .models import MODELS, create_model
 from .sample import generate, tag
@@ -47,7 +48,14 @@ def check_device(device: str) -> None:
 
 
 def prepare_work_dir(path: Path, resume: bool, overwrite: bool) -> None:
-    """Create the run folder, check it is writable, and never silently replace an earlier run."""
+    """Never silently replace an earlier run; then create the run folder and check it is writable."""
+    if resume:  # checked before mkdir: a refused command leaves no folder behind
+        if not (path / "last.pt").exists():
+            raise checkpoint.CheckpointError(f"nothing to resume: {path / 'last.pt'} does not exist; "
+                                             f"train without --resume first")
+    elif ((path / "model.pt").exists() or (path / "last.pt").exists()) and not overwrite:
+        raise C.ConfigError(f"{path} already holds a trained run: pass --resume to continue it, "
+                            f"--overwrite to replace it, or choose another --work-dir")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"
@@ -56,13 +64,6 @@ def prepare_work_dir(path: Path, resume: bool, overwrite: bool) -> None:
     except OSError as e:
         raise C.ConfigError(f"cannot write to work directory {path}: {e.strerror}; "
                             f"choose another with --work-dir") from None
-    if resume:
-        if not (path / "last.pt").exists():
-            raise checkpoint.CheckpointError(f"nothing to resume: {path / 'last.pt'} does not exist; "
-                                             f"train without --resume first")
-    elif (path / "model.pt").exists() and not overwrite:
-        raise C.ConfigError(f"{path} already holds a trained run: pass --resume to continue it, "
-                            f"--overwrite to replace it, or choose another --work-dir")
 
 
 def setup_torch(cfg: C.Config) -> None:
@@ -77,8 +78,13 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
     t_start = time.perf_counter()
     work_dir = Path(cfg.work_dir)
     setup_torch(cfg)
-    prepare_work_dir(work_dir, resume, overwrite)
     state = None
+    if not resume:  # data and model first: a bad input fails before the run folder is touched
+        data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
+                            cfg.data.dev_fraction, cfg.data.test_fraction, warn=write)
+        torch.manual_seed(cfg.seed)
+        model = create_model(cfg.model_type, cfg.model, data.vocab.size)
+    prepare_work_dir(work_dir, resume, overwrite)
     if resume:
         state = checkpoint.load(work_dir / "last.pt")
         saved_cfg, data, model = checkpoint.restore(state)
@@ -88,13 +94,11 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
         cfg = C.resolve(raw, MODELS)
         if C.to_dict(cfg)["model"] != C.to_dict(saved_cfg)["model"]:
             raise C.ConfigError("a resumed run keeps its model: drop the model options, or train a new run")
+        if cfg.train.optimizer != saved_cfg.train.optimizer:  # the saved optimizer state fits only its own kind
+            raise C.ConfigError(f"a resumed run keeps its optimizer ({saved_cfg.train.optimizer}): drop --optimizer, "
+                                f"or train a new run")
         setup_torch(cfg)
         write(f"resuming {work_dir / 'last.pt'} at step {state['step']}")
-    else:
-        data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
-                            cfg.data.dev_fraction, cfg.data.test_fraction, warn=write)
-        torch.manual_seed(cfg.seed)
-        model = create_model(cfg.model_type, cfg.model, data.vocab.size)
     write(data.summary())
     device = torch.device(cfg.train.device)
     data = data.to(device)
@@ -104,8 +108,10 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
 
     tracker = Tracker(work_dir / "tb")
     tracker.text("config", "```\n" + C.dump_yaml(cfg) + "\n```", 0)
+    interval = cfg.train.diagnostics_interval  # per-layer statistics to diagnostics.jsonl and TensorBoard
+    observer = Diagnostics(model, interval, work_dir / DIAG_FILE, tracker, append=resume) if interval else None
     try:
-        result = train(model, data, cfg, work_dir, state, tracker, progress=progress)
+        result = train(model, data, cfg, work_dir, state, tracker, progress=progress, observer=observer)
     finally:
         tracker.close()
     if result.stopped == "interrupted":

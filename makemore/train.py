@@ -127,6 +127,9 @@ def fit_counts(model: Model, data: Dataset, cfg: Config, work_dir: Path, write=p
 
 def compile_model(model: Model, example: tuple[torch.Tensor, torch.Tensor], write=print):
     """torch.compile the model's forward, or fall back to eager with a warning when it cannot."""
+    # the probe must leave no trace (dropout's RNG draws, batch norm's running statistics), or a
+    # compiled run, fresh or resumed, would not follow the same trajectory as an uninterrupted one
+    rng, buffers = torch.get_rng_state(), [b.detach().clone() for b in model.buffers()]
     try:
         compiled = torch.compile(model)
         compiled(*example)  # compile now, so a failure shows here and not mid-run
@@ -134,6 +137,11 @@ def compile_model(model: Model, example: tuple[torch.Tensor, torch.Tensor], writ
     except Exception as e:  # noqa: BLE001 - any compiler failure means: run eagerly
         write(f"warning: --compile failed ({e.__class__.__name__}); training without it")
         return model
+    finally:
+        torch.set_rng_state(rng)
+        with torch.no_grad():
+            for b, saved in zip(model.buffers(), buffers):
+                b.copy_(saved)
 
 
 def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict | None = None,
@@ -153,13 +161,20 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
     batches = Batches(data.train, model, tc.batch_size, cfg.seed)
     step, best = 0, None
     if state is not None:  # resume exactly: weights are already loaded; now the rest of the state
-        optimizer.load_state_dict(state["optimizer"])
-        step, best = state["step"], state["best_dev_loss"]
-        batches.generator.set_state(state["rng"]["batches"])
-        torch.set_rng_state(state["rng"]["torch"])
-    forward = compile_model(model, batches.next(), write) if tc.compile else model
-    if tc.compile and state is None:
-        batches.generator.manual_seed(cfg.seed)  # the compile probe must not shift the batch order
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+            step, best = state["step"], state["best_dev_loss"]
+            batches.generator.set_state(state["rng"]["batches"])
+            torch.set_rng_state(state["rng"]["torch"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise checkpoint.CheckpointError(
+                f"cannot resume: the checkpoint's training state does not fit this run ({e.__class__.__name__}); "
+                f"resume with the optimizer and device it was trained with, or train a new run") from None
+    forward = model
+    if tc.compile:
+        order = batches.generator.get_state()
+        forward = compile_model(model, batches.next(), write)
+        batches.generator.set_state(order)  # the compile probe must not shift the batch order
 
     def save(name: str) -> None:
         rng = {"batches": batches.generator.get_state(), "torch": torch.get_rng_state()}
@@ -207,14 +222,13 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
                 tracker.scalar("loss/train_minibatch_mean", mean, step)
                 tracker.scalar("lr", lr, step)
                 loss_sum, loss_count = torch.zeros(()), 0
-            if stop.requested:
-                save("last.pt")
-                stopped = "interrupted"
-                write(f"{stop.requested} at step {step}: saved {work_dir / 'last.pt'}; "
-                      f"continue with: makemore --work-dir {work_dir} --resume")
-                break
-            if evaluating:
+            if evaluating:  # before honouring a stop: a resumed run must not skip this step's evaluation
                 dev = split_nll(model, data.dev)
+                if not math.isfinite(dev):  # weights gone bad after a finite loss: keep both checkpoints
+                    bar.close()
+                    raise TrainingDiverged(
+                        f"the dev loss became {dev} at step {step}; training stopped and the last good "
+                        f"checkpoint is kept — lower the learning rate (now {tc.lr:g}) or set --grad-clip")
                 tracker.scalar("loss/dev", dev, step)
                 improved = best is None or dev < best
                 if improved:
@@ -229,5 +243,12 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
                     write(f"reached target dev nll {tc.target_loss} at step {step} "
                           f"after {time.perf_counter() - t0:.1f}s of training")
                     break
+            if stop.requested and step < tc.max_steps:  # at max_steps the run has simply finished
+                if not evaluating:  # an evaluation has just saved last.pt
+                    save("last.pt")
+                stopped = "interrupted"
+                write(f"{stop.requested} at step {step}: saved {work_dir / 'last.pt'}; "
+                      f"continue with: makemore --work-dir {work_dir} --resume")
+                break
     bar.close()
     return TrainResult(step, best, time.perf_counter() - t0, stopped)

@@ -5,8 +5,7 @@ import random
 import pytest
 import torch
 
-from makemore.data import (PAD, DataError, Dataset, Vocab, encode_items, load_dataset, read_items,
-                           split_items)
+from makemore.data import PAD, DataError, Dataset, Vocab, encode_items, load_dataset, read_items, split_items
 
 
 def test_read_strips_drops_blanks_and_accepts_crlf_and_bom(tmp_path):

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from .base import Model, ModelConfigError
 from .bigram import Bigram
+from .bnmlp import BNMLP
 from .mlp import MLP
 from .nbigram import NeuralBigram
+from .ngram import Ngram
+from .wavenet import WaveNet
 
 MODELS: dict[str, type[Model]] = {
     "bigram": Bigram,
     "nbigram": NeuralBigram,
     "mlp": MLP,
+    "ngram": Ngram,
+    "bnmlp": BNMLP,
+    "wavenet": WaveNet,
 }
 
 

@@ -1,0 +1,127 @@
+"""Training throughput of every registered model, at its shipped config and at makemore.py's setting.
+
+A step is the real training loop's step (batch draw, forward, backward, AdamW, bookkeeping), timed by
+an observer the loop calls once a step; the median over the measured steps is reported. FLOPs a step
+come from torch.utils.flop_counter on one forward + backward, so MFU = FLOP/s / measured matmul peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from makemore.config import Config
+from makemore.data import Dataset
+from makemore.models import MODELS, Model, create_model
+from makemore.train import Batches, train
+
+from . import bench_matmul
+from .common import (
+    REFERENCE_CHARS_PER_S,
+    Enough,
+    StepTimer,
+    fmt,
+    load_names,
+    makemore_config,
+    median,
+    shipped_config,
+    table,
+    target_chars_per_step,
+    write_result,
+)
+
+SETTINGS = ("shipped", "makemore")
+NO_EVAL = 10**9  # neither dev evaluation nor the end of training happens while a step is being timed
+
+
+def step_flops(model: Model, data: Dataset, cfg: Config) -> int:
+    """FLOPs of one training step's forward and backward, counted by torch's flop counter."""
+    x, y = Batches(data.train, model, cfg.train.batch_size, cfg.seed).next()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        _, loss = model(x, y)
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def time_steps(model: Model, data: Dataset, cfg: Config, warmup: int, steps: int, seconds: float) -> list[float]:
+    """Seconds of each measured training step, run by the real loop with evaluation pushed out of reach."""
+    timer = StepTimer(warmup, max_steps=steps, min_steps=max(5, steps // 10), seconds=seconds)
+    cfg.train.max_steps = cfg.train.eval_interval = NO_EVAL
+    cfg.train.target_loss = None
+    with tempfile.TemporaryDirectory() as work_dir:
+        try:
+            train(model, data, cfg, Path(work_dir), progress=False, write=lambda message: None, observer=timer)
+        except Enough:
+            pass
+    return timer.step_seconds()
+
+
+def measure(model_type: str, setting: str, data: Dataset, peak_gflops: float, quick: bool) -> dict:
+    """Throughput, FLOPs and MFU of one model at one setting."""
+    cfg = shipped_config(model_type) if setting == "shipped" else makemore_config(model_type, data)
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model_type, cfg.model, data.vocab.size)
+    row = {"model": model_type, "setting": setting, "kind": model.kind, "params": model.num_params(),
+           "batch_size": cfg.train.batch_size, "model_config": vars(cfg.model).copy(),
+           "compile": cfg.train.compile}
+    if not model.trainable:
+        return {**row, "trainable": False}  # a count model has no training step; see bench_data's fit times
+    flops = step_flops(model, data, cfg)
+    warmup, steps, seconds = (2, 8, 0.5) if quick else (10, 400, 3.0)
+    times = time_steps(model, data, cfg, warmup, steps, seconds)
+    sec = median(times)
+    chars = target_chars_per_step(model_type, cfg.train.batch_size, data)
+    ref = REFERENCE_CHARS_PER_S.get(model_type) if setting == "makemore" else None
+    achieved = flops / sec / 1e9 if flops else None  # None: no matmul at all (e.g. a table lookup), so no MFU
+    return {**row, "trainable": True, "steps_timed": len(times), "ms_per_step": 1e3 * sec,
+            "steps_per_s": 1 / sec, "target_chars_per_step": chars, "target_chars_per_s": chars / sec,
+            "makemore_py_chars_per_s": ref, "speedup_vs_makemore_py": chars / sec / ref if ref else None,
+            "flops_per_step": flops, "gflops_per_s": achieved, "mfu": achieved / peak_gflops if achieved else None}
+
+
+def render(rows: list[dict], peak: float) -> str:
+    """Throughput and MFU as one Markdown table."""
+    out = []
+    for r in rows:
+        if not r["trainable"]:
+            out.append([r["model"], r["setting"], f"{r['params']:,}", r["batch_size"], "count model: fitted, "
+                        "no steps", "", "", "", "", "", ""])
+            continue
+        out.append([r["model"], r["setting"], f"{r['params']:,}", r["batch_size"], fmt(r["ms_per_step"], 2),
+                    fmt(r["steps_per_s"], 0), fmt(r["target_chars_per_s"], 0),
+                    fmt(r["makemore_py_chars_per_s"], 0), fmt(r["speedup_vs_makemore_py"]) + "×"
+                    if r["speedup_vs_makemore_py"] else "—", fmt(r["gflops_per_s"], 2),
+                    f"{100 * r['mfu']:.2f}%" if r["mfu"] else "— (no matmul)"])
+    head = ["model", "setting", "params", "batch", "ms/step (median)", "steps/s", "target chars/s",
+            "makemore.py chars/s", "speed-up", "GFLOP/s", "MFU"]
+    return table(head, out) + f"\n\nMFU against the measured fp32 matmul peak of {peak:.1f} GFLOP/s."
+
+
+def run(quick: bool = False, results_dir: Path | None = None, input: str | Path | None = None,
+        peak_gflops: float | None = None, models: list[str] | None = None, **_) -> dict:
+    """Every registered model (or those named) at both settings."""
+    data = load_names(input)
+    peak = peak_gflops or bench_matmul.run(quick, results_dir)["peak_gflops"]
+    rows = [measure(name, setting, data, peak, quick) for name in (models or MODELS) for setting in SETTINGS]
+    result = {"peak_gflops": peak, "input": str(input or "names.txt"), "quick": quick, "rows": rows}
+    result["table"] = render(rows, peak)
+    write_result("train", result, results_dir)
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--models", nargs="*", help="only these registered models")
+    args = p.parse_args()
+    print(run(args.quick, models=args.models)["table"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""What every benchmark shares: paths, configs at the two settings, a step timer, tables and JSON output."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from makemore.config import Config
+from makemore.data import Dataset, load_dataset
+from makemore.models import MODELS, create_model
+from makemore.runs import build_config
+
+REPO = Path(__file__).resolve().parent.parent
+NAMES = (REPO / ".." / "shared" / "data" / "names.txt").resolve()  # the standard corpus; never copied in
+RESULTS = REPO / "benchmarks" / "results"
+CONFIGS = REPO / "configs"
+
+# makemore.py's defaults (n_layer/n_head only matter to its transformer); block_size 16 is what
+# makemore.py derives from names.txt (longest name + 1)
+MAKEMORE_MODEL = {"n_embd": 64, "n_embd2": 64, "block_size": 16, "n_layer": 4, "n_head": 4}
+MAKEMORE_PY_MODELS = {"bigram", "mlp", "rnn", "gru", "bow", "transformer"}
+MAKEMORE_WORDS = 32  # makemore.py's batch: 32 whole words a step
+
+# makemore.py at its defaults on this machine (issue 6): target characters per second of training
+REFERENCE_CHARS_PER_S = {"bigram": 33_000, "mlp": 14_300, "rnn": 15_900, "gru": 8_700, "bow": 21_200,
+                         "transformer": 5_300}
+
+
+class Enough(Exception):
+    """Raised by an observer to leave the training loop once it has measured enough steps."""
+
+
+def machine() -> dict:
+    """The machine and software a result was measured on."""
+    return {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "arch": platform.machine(), "python": platform.python_version(), "torch": torch.__version__,
+            "date": datetime.date.today().isoformat()}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_names(path: str | Path | None = None) -> Dataset:
+    """The corpus a benchmark runs on: names.txt unless another file is given (tests use a tiny one)."""
+    return load_dataset(path or NAMES, warn=lambda message: None)
+
+
+def model_fields(model_type: str) -> set[str]:
+    """Names of the options a model's config dataclass has."""
+    return {f.name for f in dataclasses.fields(MODELS[model_type].Config)}
+
+
+def shipped_config(model_type: str, overrides: dict | None = None) -> Config:
+    """The model's shipped config: configs/<type>.yaml when the repo ships one, else the registry defaults."""
+    path = CONFIGS / f"{model_type}.yaml"
+    raw = {"model.type": model_type, **(overrides or {})}
+    return build_config(str(path) if path.exists() else None, raw)
+
+
+def words_batch(data: Dataset, model_type: str, words: int = MAKEMORE_WORDS) -> int:
+    """Batch size equal to `words` words: whole items for sequence models, their target characters for window ones."""
+    if MODELS[model_type].kind == "sequence":
+        return words
+    return round(words * targets_per_item(data))
+
+
+def targets_per_item(data: Dataset) -> float:
+    """Mean target characters of a training item, its end boundary included (7.13 on names.txt)."""
+    return data.train.num_targets / len(data.train)
+
+
+def makemore_config(model_type: str, data: Dataset, overrides: dict | None = None) -> Config:
+    """makemore.py's setting: batch of 32 words, n_embd 64, n_embd2 64, block_size 16, where the model has them."""
+    fields = model_fields(model_type)
+    keys = [k for k in MAKEMORE_MODEL if k in fields]
+    if model_type not in MAKEMORE_PY_MODELS:  # makemore.py has no such model: only the sizes the issue names
+        keys = [k for k in keys if k not in ("n_layer", "n_head")]
+    base = {"train.batch_size": words_batch(data, model_type), **(overrides or {})}
+    while True:  # drop options the architecture refuses (e.g. a block size it cannot fuse), block size first
+        try:
+            cfg = shipped_config(model_type, {**{f"model.{k}": MAKEMORE_MODEL[k] for k in keys}, **base})
+            create_model(cfg.model_type, cfg.model, data.vocab.size)  # some options are only checked here
+            return cfg
+        except ValueError:
+            if not keys:
+                raise
+            keys.remove("block_size" if "block_size" in keys else keys[-1])
+
+
+def target_chars_per_step(model_type: str, batch_size: int, data: Dataset) -> float:
+    """Real characters predicted a step: one a window, or each item's characters plus its end marker."""
+    if MODELS[model_type].kind == "sequence":
+        return batch_size * targets_per_item(data)
+    return float(batch_size)
+
+
+class StepTimer:
+    """Training-loop observer: timestamps the start of every step, leaves the loop when it has enough.
+
+    The loop asks observer.wants(step) once a step before the forward pass, so the gaps between calls
+    are whole training steps as the real loop runs them (batch, forward, backward, optimizer, logging).
+    """
+
+    def __init__(self, warmup: int, max_steps: int, min_steps: int, seconds: float):
+        self.warmup, self.max_steps, self.min_steps, self.seconds = warmup, max_steps, min_steps, seconds
+        self.stamps: list[float] = []
+
+    def wants(self, step: int) -> bool:
+        now = time.perf_counter()
+        self.stamps.append(now)
+        measured = len(self.stamps) - 1 - self.warmup
+        if measured >= self.max_steps or (measured >= self.min_steps and now - self.stamps[self.warmup] > self.seconds):
+            raise Enough
+        return False
+
+    def step_seconds(self) -> list[float]:
+        """Duration of each measured (post-warm-up) step."""
+        gaps = [b - a for a, b in zip(self.stamps, self.stamps[1:])]
+        return gaps[self.warmup:]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table; floats are printed as given (format them first)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt(x: float | None, digits: int = 1) -> str:
+    """A number with thousands separators, or '—' when there is none."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    return f"{x:,.{digits}f}"
+
+
+def write_result(name: str, result: dict, results_dir: Path | None = None) -> Path:
+    """Write results/<name>.json and return its path."""
+    out = Path(results_dir or RESULTS)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps({"benchmark": name, "machine": machine(), **result}, indent=2) + "\n",
+                    encoding="utf-8")
+    return path

@@ -1,0 +1,240 @@
+"""Sanity checks before spending hours on a run, for any registered model:
+
+- initial loss: the first loss should be near ln(vocabulary size), the loss of a uniform guess;
+  far above it the model starts confidently wrong (the course's "hockey stick");
+- overfit one batch: the model and optimizer can drive the loss on one small batch to near zero
+  (exactly: to the batch's own floor, which is above zero only when identical contexts have
+  different next characters);
+- causality: changing a later character leaves every earlier prediction unchanged, checked through
+  the same encoding and windows that training uses;
+- batch independence: in eval mode a prediction does not depend on the rest of the batch (batch
+  norm must use its running statistics there).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, replace
+
+import torch
+
+from . import config as C
+from .data import PAD, Dataset, Split, Vocab, encode_items, load_dataset
+from .models import Model, create_model
+from .runs import setup_torch
+from .train import make_optimizer
+
+INITIAL_LOSS_SLACK = 0.1  # warn when the first loss is more than 10% above ln(V)
+OVERFIT_TOLERANCE = 0.05  # nats above the batch's floor that still count as "near zero"
+MATCH_TOLERANCE = 1e-4  # |difference| of logits, relative to their scale, that counts as equal
+
+
+@dataclass
+class CheckResult:
+    """One check's outcome: 'pass', 'warn', 'fail' or 'skip', with the numbers behind it."""
+
+    name: str
+    status: str
+    detail: str
+
+
+def _batch_norm_layers(model: Model) -> int:
+    return sum(1 for m in model.modules() if "batchnorm" in type(m).__name__.lower())
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> tuple[bool, float]:
+    """Whether two logit tensors agree to MATCH_TOLERANCE of their scale, and their largest difference."""
+    diff = (a.float() - b.float()).abs().max().item() if a.numel() else 0.0
+    scale = 1.0 + a.float().abs().max().item() if a.numel() else 1.0
+    return math.isfinite(diff) and diff <= MATCH_TOLERANCE * scale, diff
+
+
+def random_batch(split: Split, model: Model, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """n random training examples, as training draws them: windows (window models) or whole items."""
+    device = split.x.device
+    if model.kind == "window":
+        windows = split.windows(model.block_size)
+        return windows.get(torch.randint(len(windows), (n,), generator=generator).to(device))
+    sel = torch.randperm(len(split), generator=generator)[:n].to(device)
+    return split.x[sel], split.y[sel]
+
+
+def overfit_batch(split: Split, model: Model, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """n examples to overfit: windows with distinct contexts (so zero loss is reachable), or whole items."""
+    if model.kind != "window":
+        return random_batch(split, model, n, generator)
+    x, y = random_batch(split, model, 50 * n, generator)
+    keep, seen = [], set()
+    for i, row in enumerate(x.tolist()):
+        if tuple(row) not in seen:
+            seen.add(tuple(row))
+            keep.append(i)
+        if len(keep) == n:
+            break
+    keep = torch.tensor(keep, device=x.device)
+    return x[keep], y[keep]
+
+
+def loss_floor(x: torch.Tensor, y: torch.Tensor, kind: str) -> float:
+    """The lowest mean loss any model can reach on this batch: the entropy of targets given identical contexts."""
+    pairs = []
+    for xs, ys in zip(x.tolist(), y.tolist()):
+        if kind == "window":
+            pairs.append((tuple(xs), ys))
+        else:
+            pairs += [(tuple(xs[: t + 1]), yt) for t, yt in enumerate(ys) if yt != PAD]
+    contexts, joint = Counter(c for c, _ in pairs), Counter(pairs)
+    return max(0.0, -sum(math.log(joint[p] / contexts[p[0]]) for p in pairs) / len(pairs))  # no -0.0
+
+
+@torch.no_grad()
+def check_initial_loss(model: Model, data: Dataset, batch_size: int = 512, seed: int = 0) -> CheckResult:
+    """The untrained model's loss on a training batch against ln(V)."""
+    name = "initial loss"
+    if not model.trainable:
+        return CheckResult(name, "skip", "count model: fitted by counting, it has no initialization to check")
+    gen = torch.Generator().manual_seed(seed)
+    x, y = random_batch(data.train, model, batch_size, gen)
+    model.train()  # as the first training step sees it
+    loss = model(x, y)[1].item()
+    expected = math.log(model.vocab_size)
+    detail = f"{loss:.4f} vs ln({model.vocab_size}) = {expected:.4f} ({100 * (loss / expected - 1):+.1f}%)"
+    if not math.isfinite(loss) or loss > expected * (1 + INITIAL_LOSS_SLACK):
+        return CheckResult(name, "warn", detail + ": the model starts confidently wrong; scale down the "
+                           "output layer's initial weights (and zero its bias)")
+    return CheckResult(name, "pass", detail)
+
+
+@torch.no_grad()
+def position_logits(model: Model, items: list[str], vocab: Vocab) -> list[torch.Tensor]:
+    """Each item's predictions at every position, (len + 1, V), in eval mode, through the training encoding."""
+    x, y = encode_items(items, vocab)
+    x, y = x.to(model.device), y.to(model.device)
+    sizes = [len(s) + 1 for s in items]
+    if model.kind == "window":
+        windows = Split("check", items, x, y).windows(model.block_size)  # item by item, position by position
+        logits, _ = model(windows.get(torch.arange(len(windows), device=x.device))[0])
+        return list(logits.split(sizes))
+    logits, _ = model(x)
+    return [logits[i, :n] for i, n in enumerate(sizes)]
+
+
+def check_causality(model: Model, data: Dataset, num_items: int = 8) -> CheckResult:
+    """Change characters k.. of real items: predictions at positions 0..k must not change."""
+    name = "causality"
+    chars = data.vocab.chars
+    if len(chars) < 2:
+        return CheckResult(name, "skip", "the vocabulary has one character: nothing to change it to")
+    swap = {c: chars[(i + 1) % len(chars)] for i, c in enumerate(chars)}
+    items = [s for s in data.train.items if len(s) >= 2][:num_items]
+    cases = [(i, k) for i, s in enumerate(items) for k in range(len(s))]
+    changed = [items[i][:k] + "".join(swap[c] for c in items[i][k:]) for i, k in cases]
+    was_training = model.training
+    model.eval()
+    base, other = position_logits(model, items, data.vocab), position_logits(model, changed, data.vocab)
+    model.train(was_training)
+    worst, bad = 0.0, []
+    for (i, k), logits in zip(cases, other):
+        ok, diff = _same(base[i][: k + 1], logits[: k + 1])
+        worst = max(worst, diff)
+        if not ok:
+            bad.append((items[i], k))
+    detail = f"{len(cases)} changes in {len(items)} items: max |change| of earlier logits {worst:.1e}"
+    if bad:
+        word, k = bad[0]
+        return CheckResult(name, "fail", f"{detail}; e.g. changing {word!r} from character {k} on changes the "
+                           f"prediction of character {k} or earlier: the model sees the future")
+    return CheckResult(name, "pass", detail)
+
+
+@torch.no_grad()
+def check_batch_independence(model: Model, data: Dataset, n: int = 32) -> CheckResult:
+    """In eval mode: the batch at once, one example at a time, and reversed, give the same logits."""
+    name = "batch independence"
+    if model.kind == "window":
+        windows = data.dev.windows(model.block_size)
+        x = windows.get(torch.arange(min(n, len(windows)), device=data.dev.x.device))[0]
+    else:
+        x = data.dev.x[:n]
+    was_training = model.training
+    model.eval()
+    whole = model(x)[0]
+    alone = torch.cat([model(x[i:i + 1])[0] for i in range(len(x))])
+    flipped = model(x.flip(0))[0].flip(0)
+    model.train(was_training)
+    ok1, d1 = _same(whole, alone)
+    ok2, d2 = _same(whole, flipped)
+    norms = _batch_norm_layers(model)
+    detail = (f"eval mode, {len(x)} examples: max |change| {max(d1, d2):.1e} between the batch and one at a time "
+              f"or reversed ({norms} batch-norm layer{'s' if norms != 1 else ''})")
+    if ok1 and ok2:
+        return CheckResult(name, "pass", detail)
+    return CheckResult(name, "fail", detail + ": predictions depend on the batch; batch norm must use its "
+                       "running statistics in eval mode")
+
+
+def check_overfit(model: Model, data: Dataset, train_cfg: C.TrainConfig, n: int | None = None, steps: int = 1000,
+                  seed: int = 0) -> CheckResult:
+    """Train on one fixed small batch (the config's optimizer and rate, no decay) until the loss nears its floor."""
+    name = "overfit one batch"
+    if not model.trainable:
+        return CheckResult(name, "skip", "count model: nothing is trained by gradient descent")
+    n = n or (32 if model.kind == "window" else 8)
+    x, y = overfit_batch(data.train, model, n, torch.Generator().manual_seed(seed))
+    floor = loss_floor(x.cpu(), y.cpu(), model.kind)
+    tc = replace(train_cfg, weight_decay=0.0)
+    optimizer = make_optimizer(model, tc)
+    model.train()
+    first = loss = None
+    for step in range(1, steps + 1):
+        _, loss_t = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss_t.backward()
+        if tc.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        optimizer.step()
+        if step == 1 or step % 10 == 0:  # a host sync only every few steps
+            loss = loss_t.item()
+            first = loss if first is None else first
+            if not math.isfinite(loss) or loss <= floor + OVERFIT_TOLERANCE:
+                break
+    what = "windows" if model.kind == "window" else "items"
+    detail = (f"{len(x)} {what}: loss {first:.3f} -> {loss:.4f} in {step} steps (floor {floor:.4f}; "
+              f"{tc.optimizer} lr {tc.lr:g})")
+    if math.isfinite(loss) and loss <= floor + OVERFIT_TOLERANCE:
+        return CheckResult(name, "pass", detail)
+    return CheckResult(name, "fail", detail + ": the model cannot fit even one batch; look for a bug in the "
+                       "forward pass, a too small or too large learning rate, or frozen parameters")
+
+
+def run_checks(model: Model, data: Dataset, train_cfg: C.TrainConfig, overfit_steps: int = 1000) -> list[CheckResult]:
+    """Every check, on an untrained model (count models are fitted first); the last one trains the model."""
+    if not model.trainable:
+        windows = data.train.windows(model.block_size)
+        model.fit(windows.get(torch.arange(len(windows), device=data.train.x.device))[0], windows.targets)
+    checks = [("initial loss", lambda: check_initial_loss(model, data)),
+              ("causality", lambda: check_causality(model, data)),
+              ("batch independence", lambda: check_batch_independence(model, data)),
+              ("overfit one batch", lambda: check_overfit(model, data, train_cfg, steps=overfit_steps))]
+    return [_guarded(name, check) for name, check in checks]
+
+
+def _guarded(name: str, check) -> CheckResult:
+    """A check that raises has found a problem too: report it as a failure, with the error."""
+    try:
+        return check()
+    except Exception as e:  # noqa: BLE001 - any error in a model's forward or backward is the finding
+        return CheckResult(name, "fail", f"raised {e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+
+
+def check_config(cfg: C.Config, overfit_steps: int = 1000, write=print) -> tuple[Model, list[CheckResult]]:
+    """Build cfg's data and untrained model, then run every check on them."""
+    setup_torch(cfg)
+    data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
+                        cfg.data.dev_fraction, cfg.data.test_fraction, warn=write)
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model_type, cfg.model, data.vocab.size)
+    device = torch.device(cfg.train.device)
+    data, model = data.to(device), model.to(device)
+    return model, run_checks(model, data, cfg.train, overfit_steps)

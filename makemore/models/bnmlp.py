@@ -1,0 +1,55 @@
+"""The MLP made deep with batch normalization (lecture 4), built from the course's own layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .base import Model
+from .layers import BatchNorm1d, Embedding, Linear, Sequential, Tanh
+
+
+@dataclass
+class BNMLPConfig:
+    """Options of the batch-norm MLP."""
+
+    block_size: int = 8
+    """Characters of context."""
+    n_embd: int = 24
+    """Size of each character's embedding."""
+    n_embd2: int = 256
+    """Width of each hidden layer."""
+    n_layer: int = 3
+    """Hidden layers, each Linear (no bias) -> BatchNorm1d -> Tanh."""
+
+    def problems(self) -> list[str]:
+        return [f"model.{k} must be at least 1, got {v}" for k, v in vars(self).items() if v < 1]
+
+
+class BNMLP(Model):
+    """Embeddings (B, T, C) -> flat (B, T*C) -> n_layer x [Linear -> BatchNorm1d -> Tanh] (B, H) -> logits (B, V)."""
+
+    Config = BNMLPConfig
+    train_defaults = {"lr": 3e-3, "batch_size": 512, "max_steps": 20_000, "eval_interval": 2000,
+                      "weight_decay": 0.1, "schedule": "cosine", "warmup_steps": 200}
+
+    def __init__(self, config: BNMLPConfig, vocab_size: int):
+        super().__init__(config, vocab_size)
+        c = config
+        self.wte = Embedding(vocab_size, c.n_embd)
+        layers = []
+        for i in range(c.n_layer):
+            fan_in = c.block_size * c.n_embd if i == 0 else c.n_embd2
+            # no bias: the batch norm right after subtracts the mean, so a bias would do nothing
+            layers += [Linear(fan_in, c.n_embd2, bias=False, gain=5 / 3), BatchNorm1d(c.n_embd2), Tanh()]
+        self.hidden = Sequential(*layers)
+        self.head = Linear(c.n_embd2, vocab_size)
+        with torch.no_grad():  # start unconfident: a first loss near ln(V), not a hockey stick
+            self.head.weight.mul_(0.1)
+
+    def forward(self, idx, targets=None):
+        emb = self.wte(idx)  # (B, T, C)
+        h = self.hidden(emb.flatten(1))  # (B, T*C) -> (B, H)
+        logits = self.head(h)  # (B, V)
+        return logits, self.loss(logits, targets)

@@ -1,0 +1,606 @@
+"""Issue 5: no lost work, no crash on bad input, no code run from a checkpoint.
+
+Run as a script (python tests/test_reliability.py) to print the bad-input table of RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import io
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from makemore import checkpoint
+from makemore.checkpoint import CheckpointError
+from makemore.cli import main
+from makemore.data import bundled_path, load_dataset
+from makemore.models import MODELS, create_model
+from makemore.models.mlp import MLP
+from makemore.runs import build_config
+from makemore.tracking import Tracker
+from makemore.train import TrainingDiverged, train
+
+QUICK = ["--max-steps", "20", "--eval-interval", "10", "--batch-size", "16", "--n-embd2", "16",
+         "--set", "train.warmup_steps=0", "--no-progress"]
+
+
+class Evil:
+    """Unpickling this opens (so creates) a marker file: what a crafted checkpoint would run."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+# ---------------------------------------------------------------- bad inputs, each one line, exit 2
+
+def make_inputs(root: Path) -> None:
+    """Every bad file the table needs, plus one good trained run, under root."""
+    names = bundled_path().read_text(encoding="utf-8").split()[:300]
+    (root / "names.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+    (root / "empty.txt").write_bytes(b"")
+    (root / "blank.txt").write_bytes(b"\n   \n\t\r\n")
+    (root / "latin1.txt").write_bytes("anna\nzoë\n".encode("latin-1"))
+    (root / "nul.txt").write_bytes(b"anna\nbo\x00b\n")
+    (root / "huge-line.txt").write_text("\n".join(names + ["x" * 2_000_000]) + "\n", encoding="utf-8")
+    (root / "five.txt").write_text("\n".join(names[:5]) + "\n", encoding="utf-8")
+    (root / "folder").mkdir()
+    (root / "a-file").write_text("a regular file, not a folder\n")
+    (root / "syntax.yaml").write_text("train:\n  lr: [0.1, 0.2\n  batch_size: 4\n")
+    (root / "python-tag.yaml").write_text('model: !!python/object/apply:builtins.open ["pwned-by-yaml", "w"]\n')
+    (root / "unknown-key.yaml").write_text("train:\n  lrate: 0.1\n")
+    (root / "wrong-type.yaml").write_text("train:\n  batch_size: lots\n")
+    (root / "not-utf8.yaml").write_bytes("train:\n  optimizer: adamw  # café\n".encode("latin-1"))
+    (root / "empty-run").mkdir()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["-i", str(root / "names.txt"), "-o", str(root / "trained"), *QUICK]) == 0
+    shutil.copytree(root / "trained", root / "diverging-run")
+    good = root / "trained" / "model.pt"
+    for name in ("evil-run", "truncated-run", "foreign-run", "v2-run"):
+        (root / name).mkdir()
+    evil = {"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "model": Evil(str(root / "pwned"))}
+    torch.save(evil, root / "evil-run" / "model.pt")
+    torch.save(evil, root / "evil-run" / "last.pt")
+    (root / "truncated-run" / "model.pt").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    torch.save(torch.zeros(3), root / "foreign-run" / "model.pt")
+    state = torch.load(good, weights_only=True)
+    torch.save({**state, "version": 2}, root / "v2-run" / "model.pt")
+
+
+# (case, arguments, what the message must say); the code is 2 unless the case is in EXIT_CODES
+BAD_INPUTS = [
+    ("missing input", ["-i", "nope.txt", "-o", "run"], r"nope.txt does not exist.*--input"),
+    ("input is a directory", ["-i", "folder", "-o", "run"], r"folder is a directory"),
+    ("empty file", ["-i", "empty.txt", "-o", "run"], r"empty.txt is empty"),
+    ("only blank lines", ["-i", "blank.txt", "-o", "run"], r"blank.txt has only blank lines"),
+    ("invalid UTF-8", ["-i", "latin1.txt", "-o", "run"], r"latin1.txt, line 2: not valid utf-8.*--encoding"),
+    ("NUL byte", ["-i", "nul.txt", "-o", "run"], r"nul.txt, line 2: contains a NUL byte"),
+    ("unknown encoding", ["-i", "latin1.txt", "--encoding", "klingon", "-o", "run"], r"unknown encoding 'klingon'"),
+    ("a 2,000,000-character line", ["-i", "huge-line.txt", "-o", "run"],
+     r"huge-line.txt, line 301: .*2000000 characters.*--max-length \d+"),
+    ("too few items to split", ["-i", "five.txt", "-o", "run"], r"only 5 items.*at least 6"),
+    ("--max-length below every item", ["-i", "names.txt", "--max-length", "1", "-o", "run"],
+     r"every item is longer than --max-length 1"),
+    ("YAML syntax error", ["--config", "syntax.yaml", "-o", "run"], r"syntax.yaml: invalid YAML at line 3"),
+    ("YAML tag that builds a Python object", ["--config", "python-tag.yaml", "-o", "run"],
+     r"refused YAML at line 1.*python/object/apply"),
+    ("YAML unknown key", ["--config", "unknown-key.yaml", "-o", "run"], r"unknown key train.lrate \(valid keys"),
+    ("YAML wrong type", ["--config", "wrong-type.yaml", "-o", "run"], r"train.batch_size must be int, got 'lots'"),
+    ("YAML not UTF-8", ["--config", "not-utf8.yaml", "-o", "run"], r"not-utf8.yaml, line 2: not UTF-8"),
+    ("missing config file", ["--config", "nope.yaml", "-o", "run"], r"config file nope.yaml not found"),
+    ("--set unknown key", ["--set", "train.lrate=0.1", "-o", "run"], r"unknown key train.lrate"),
+    ("--set wrong type", ["--set", "train.betas=fast", "-o", "run"], r"train.betas must be tuple"),
+    ("zero size", ["--n-embd", "0", "-o", "run"], r"model.n_embd must be at least 1, got 0"),
+    ("negative size", ["--batch-size", "-4", "-o", "run"], r"train.batch_size must be positive, got -4"),
+    ("learning rate 0", ["--lr", "0", "-o", "run"], r"train.lr must be positive, got 0"),
+    ("negative learning rate", ["--lr", "-0.1", "-o", "run"], r"train.lr must be positive, got -0.1"),
+    ("learning rate nan", ["--lr", "nan", "-o", "run"], r"train.lr must be a finite number, got nan"),
+    ("negative seed", ["--seed", "-1", "-o", "run"], r"seed must be between 0 and 2\*\*63 - 1"),
+    ("WaveNet depth that does not fit the context", ["--type", "wavenet", "--block-size", "6", "-o", "run"],
+     r"block_size 6 cannot be fused by model.n_layer 3"),
+    ("unknown --type", ["--type", "transformr", "-o", "run"], r"unknown model type 'transformr' \(valid types"),
+    ("--device cuda on a CPU machine", ["--device", "cuda", "-o", "run"], r"'cuda' is not available.*--device cpu"),
+    ("unknown device", ["--device", "tpu9", "-o", "run"], r"unknown device 'tpu9'"),
+    ("work dir that cannot be written", ["-i", "names.txt", "-o", "a-file/run"],
+     r"cannot write to work directory a-file/run.*--work-dir"),
+    ("train into a folder holding a run", ["-i", "names.txt", "-o", "trained"],
+     r"already holds a trained run.*--resume.*--overwrite"),
+    ("--resume with nothing to resume", ["--resume", "-o", "empty-run"], r"nothing to resume.*without --resume"),
+    ("--resume a missing folder", ["--resume", "-o", "no-such-run"], r"nothing to resume: no-such-run/last.pt"),
+    ("--resume with another model", ["--resume", "-o", "trained", "--n-embd", "7"], r"keeps its model"),
+    ("--resume with another optimizer", ["--resume", "-o", "trained", "--optimizer", "sgd"],
+     r"keeps its optimizer \(adamw\)"),
+    ("temperature 0", ["sample", "-o", "trained", "--temperature", "0"], r"sample.temperature must be positive"),
+    ("negative temperature", ["sample", "-o", "trained", "--temperature", "-1"], r"sample.temperature must be pos"),
+    ("top-k 0", ["sample", "-o", "trained", "--top-k", "0"], r"sample.top_k must be at least 1, got 0"),
+    ("zero samples", ["sample", "-o", "trained", "-n", "0"], r"sample.num must be at least 1"),
+    ("prefix outside the vocabulary", ["sample", "-o", "trained", "--prefix", "Zoë"],
+     r"prefix 'Zoë' has characters not in the vocabulary: 'Zë'"),
+    ("sample from a folder with no checkpoint", ["sample", "-o", "empty-run"], r"no checkpoint at empty-run/model.pt"),
+    ("sample from a missing folder", ["sample", "-o", "no-such-run"], r"no checkpoint at no-such-run/model.pt"),
+    ("eval from a folder with no checkpoint", ["eval", "-o", "empty-run"], r"no checkpoint at empty-run/model.pt"),
+    ("sample on --device cuda", ["sample", "-o", "trained", "--device", "cuda"], r"'cuda' is not available"),
+    ("sample a code-running checkpoint", ["sample", "-o", "evil-run"], r"evil-run/model.pt was refused"),
+    ("eval a code-running checkpoint", ["eval", "-o", "evil-run"], r"evil-run/model.pt was refused"),
+    ("resume a code-running checkpoint", ["--resume", "-o", "evil-run"], r"evil-run/last.pt was refused"),
+    ("truncated checkpoint", ["eval", "-o", "truncated-run"], r"not a readable checkpoint \(truncated"),
+    ("foreign torch file", ["eval", "-o", "foreign-run"], r"foreign-run/model.pt is not a makemore checkpoint"),
+    ("another layout version", ["eval", "-o", "v2-run"], r"layout version 2, this makemore reads version 1"),
+    ("loss becomes inf or nan",
+     ["--resume", "-o", "diverging-run", "--lr", "1e30", "--max-steps", "40", "--no-progress"],
+     r"the loss became (nan|inf) at step 2\d.*last good checkpoint is kept.*lower the learning rate"),
+]
+EXIT_CODES = {"loss becomes inf or nan": 1}
+CHECKPOINTS_ONLY = {"loss becomes inf or nan"}  # a resumed run rewrites config.yaml and logs; checkpoints stay
+NEEDS_NO_CUDA = {"--device cuda on a CPU machine", "sample on --device cuda"}
+
+
+def snapshot(root: Path, pattern: str = "*") -> dict[str, str]:
+    """Every file under root with a digest of its bytes: equal snapshots mean nothing written or lost."""
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else "folder"
+            for p in sorted(root.rglob(pattern))}
+
+
+def run_cli(args: list[str]) -> tuple[int, str, str]:
+    """main() in-process, returning exit code, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("inputs")
+    make_inputs(root)
+    return root
+
+
+@pytest.mark.parametrize("case,args,pattern", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_one_line_and_writes_nothing(case, args, pattern, inputs, monkeypatch):
+    if case in NEEDS_NO_CUDA and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    if "wavenet" in args and "wavenet" not in MODELS:
+        pytest.skip("the wavenet model (makemore/models/wavenet.py) is not registered in this tree yet")
+    monkeypatch.chdir(inputs)
+    files = "*.pt" if case in CHECKPOINTS_ONLY else "*"
+    before = snapshot(inputs, files)
+    code, _, err = run_cli(args)
+    assert code == EXIT_CODES.get(case, 2)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("makemore: error: "), err
+    assert re.search(pattern, lines[0]), lines[0]
+    assert "Traceback" not in err
+    assert snapshot(inputs, files) == before  # nothing written, nothing lost: no run folder, no checkpoint touched
+    assert not (inputs / "run").exists() and not (inputs / "pwned").exists()
+    assert not (inputs / "pwned-by-yaml").exists()
+
+
+def test_the_crafted_checkpoint_would_run_code_if_loaded_unsafely(tmp_path):
+    """The refusal above is meaningful: the same file, loaded without weights_only, runs its code."""
+    marker = tmp_path / "pwned"
+    torch.save({"model": Evil(str(marker))}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="refused"):
+        checkpoint.load(tmp_path / "evil.pt")
+    assert not marker.exists()
+    torch.load(tmp_path / "evil.pt", weights_only=False)
+    assert marker.exists()
+
+
+def test_the_yaml_python_tag_would_run_code_if_loaded_unsafely(inputs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = (inputs / "python-tag.yaml").read_text()
+    yaml.unsafe_load(text)
+    assert (tmp_path / "pwned-by-yaml").exists()
+
+
+def test_a_far_longer_line_warns_with_its_line_and_max_length_caps_it(tmp_path, tiny_items):
+    path = tmp_path / "x.txt"
+    path.write_text("\n".join(tiny_items[:100] + ["y" * 5000] + tiny_items[100:]) + "\n", encoding="utf-8")
+    warnings = []
+    data = load_dataset(path, warn=warnings.append)
+    assert data.max_item_length == 5000  # a moderate outlier: a warning, not an error
+    assert len(warnings) == 1 and "line 101" in warnings[0] and "--max-length" in warnings[0]
+    capped = load_dataset(path, max_length=40, warn=warnings.append)
+    assert capped.max_item_length < 40 and "dropped 1 items" in warnings[-1]
+
+
+# ---------------------------------------------------------------- unicode round trip
+
+UNICODE_ITEMS = ["zoë", "émilie", "naïve", "e\u0301cole", "ångström", "😀smile", "👩\u200d👩\u200d👧", "שלום",
+                 "مرحبا", "日本語", "ñandú", "Ωmega", "ça", "đức", "🙂🙃", "אבא"]
+
+
+def test_unicode_just_works_and_round_trips_through_a_checkpoint(tmp_path):
+    items = [f"{w}{i}" if i else w for i in range(4) for w in UNICODE_ITEMS]  # 64 distinct items
+    path = tmp_path / "unicode.txt"
+    path.write_text("\n".join(items) + "\n", encoding="utf-8")
+    work = tmp_path / "run"
+    code, out, err = run_cli(["-i", str(path), "-o", str(work), *QUICK])
+    assert code == 0, err
+    state = checkpoint.load(work / "model.pt")
+    assert state["vocab"] == sorted(set("".join(items)))
+    assert sorted(sum(state["items"].values(), [])) == sorted(items)
+    _, data, _ = checkpoint.restore(state)
+    for item in items:
+        assert data.vocab.decode(data.vocab.encode(item)) == item
+    for prefix in ("ש", "😀", "e\u0301", "👩\u200d"):
+        code, out, err = run_cli(["sample", "-o", str(work), "-n", "5", "--prefix", prefix, "--plain"])
+        assert code == 0, err
+        words = out.splitlines()
+        assert len(words) == 5 and all(w.startswith(prefix) for w in words)
+    code, out, _ = run_cli(["eval", "-o", str(work), "--json"])
+    assert code == 0 and '"test"' in out
+
+
+# ---------------------------------------------------------------- crash-safe checkpoints
+
+def small_state(value: float) -> dict:
+    return {"weights": torch.full((1000,), value)}
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    checkpoint.save(path, small_state(1.0))
+    before = path.read_bytes()
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointError, match="No space left on device; the previous checkpoint is unchanged"):
+        checkpoint.save(path, small_state(2.0))
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["last.pt"]  # the temporary file is gone
+
+
+def test_a_full_disk_during_training_is_one_line_and_loses_nothing(inputs, tmp_path, monkeypatch):
+    work = tmp_path / "trained"
+    shutil.copytree(inputs / "trained", work)
+    before = snapshot(work)
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    code, _, err = run_cli(["--resume", "-o", str(work), "--max-steps", "40", "--no-progress"])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "No space left on device" in err
+    after = snapshot(work)
+    assert {k: v for k, v in after.items() if k.endswith(".pt")} == {k: v for k, v in before.items()
+                                                                       if k.endswith(".pt")}
+    assert not list(work.glob(".*.tmp"))
+
+
+def test_an_interrupt_mid_write_keeps_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    checkpoint.save(path, small_state(1.0))
+    before = path.read_bytes()
+
+    def interrupted_replace(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted_replace)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, small_state(2.0))
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["last.pt"]
+
+
+def test_a_save_clears_temp_files_left_by_a_killed_process(tmp_path):
+    (tmp_path / ".last.pt.4242.tmp").write_bytes(b"torn")
+    checkpoint.save(tmp_path / "last.pt", small_state(1.0))
+    assert os.listdir(tmp_path) == ["last.pt"]
+    assert torch.equal(torch.load(tmp_path / "last.pt", weights_only=True)["weights"], torch.ones(1000))
+
+
+class Recorder(Tracker):
+    """A tracker that keeps every scalar in memory: per-step losses when log_interval is 1."""
+
+    def __init__(self):
+        super().__init__(None)
+        self.scalars: dict[tuple[str, int], float] = {}
+
+    def scalar(self, tag, value, step):
+        self.scalars[tag, step] = value
+
+
+def fresh_run(tmp_path, tiny_file, name: str, model_type: str = "mlp", **overrides):
+    """A config, model and data for a short run that logs every step and evaluates every 10."""
+    cfg = build_config(overrides={
+        "work_dir": str(tmp_path / name), "model.type": model_type, "data.input": str(tiny_file),
+        "train.max_steps": 40, "train.eval_interval": 10, "train.log_interval": 1, "train.batch_size": 32,
+        "train.eval_samples": 3, "train.warmup_steps": 5, "model.n_embd2": 32, **overrides})
+    data = load_dataset(tiny_file, warn=lambda m: None)
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model_type, cfg.model, data.vocab.size)
+    Path(cfg.work_dir).mkdir(parents=True)
+    return cfg, data, model, Path(cfg.work_dir)
+
+
+def test_the_best_checkpoint_is_never_overwritten_by_a_worse_one(tmp_path, tiny_file):
+    over = {"train.lr": 0.05, "train.schedule": "constant", "model.n_embd2": 256, "train.max_steps": 80}
+    cfg, data, model, work = fresh_run(tmp_path, tiny_file, "a", **over)
+    rec = Recorder()
+    train(model, data, cfg, work, tracker=rec, progress=False, write=lambda m: None)
+    devs = {step: v for (tag, step), v in rec.scalars.items() if tag == "loss/dev"}
+    best_step = min(devs, key=devs.get)
+    assert any(v > devs[best_step] for s, v in devs.items() if s > best_step)  # this run does get worse
+    best, last = checkpoint.load(work / "model.pt"), checkpoint.load(work / "last.pt")
+    assert best["step"] == best_step and best["best_dev_loss"] == devs[best_step]
+    assert last["step"] == 80 and not torch.equal(best["model"]["head.weight"], last["model"]["head.weight"])
+    # resumed, the run still compares against the best so far, not against its own first evaluation
+    state = checkpoint.load(work / "last.pt")
+    cfg2, data2, model2 = checkpoint.restore(state)
+    cfg2.train.max_steps = 120
+    train(model2, data2, cfg2, work, state, tracker=rec, progress=False, write=lambda m: None)
+    devs = {step: v for (tag, step), v in rec.scalars.items() if tag == "loss/dev"}
+    assert len(devs) == 12
+    best = checkpoint.load(work / "model.pt")
+    assert best["best_dev_loss"] == min(devs.values()) and best["step"] == min(devs, key=devs.get)
+
+
+# ---------------------------------------------------------------- interrupts and exact resume
+
+class DropoutMLP(MLP):
+    """The MLP with dropout, so training draws from torch's global RNG: resume must restore it too."""
+
+    def forward(self, idx, targets=None):
+        h = torch.tanh(self.hidden(F.dropout(self.wte(idx), 0.2, self.training).flatten(1)))
+        logits = self.head(h)
+        return logits, self.loss(logits, targets)
+
+
+class Signaller:
+    """An observer that sends this process signals before the forward pass of chosen steps."""
+
+    def __init__(self, at: dict[int, list[signal.Signals]]):
+        self.at = at
+
+    def wants(self, step):
+        for sig in self.at.get(step, []):
+            os.kill(os.getpid(), sig)
+        return False
+
+
+def trajectory(tmp_path, tiny_file, name, model_type, stop_before=None, sig=signal.SIGINT, **overrides):
+    """Per-step scalars and final weights of a run, interrupted before step stop_before and resumed."""
+    cfg, data, model, work = fresh_run(tmp_path, tiny_file, name, model_type, **overrides)
+    rec, messages = Recorder(), []
+    observer = Signaller({stop_before: [sig]}) if stop_before is not None else None
+    result = train(model, data, cfg, work, tracker=rec, progress=False, write=messages.append, observer=observer)
+    if stop_before is not None:
+        assert result.stopped == "interrupted" and result.step == stop_before + 1
+        assert any(f"{sig.name} at step {stop_before + 1}: saved" in m
+                   and f"continue with: makemore --work-dir {work} --resume" in m for m in messages)
+        state = checkpoint.load(work / "last.pt")
+        assert state["step"] == stop_before + 1
+        cfg, data, model = checkpoint.restore(state)
+        result = train(model, data, cfg, work, state, tracker=rec, progress=False, write=messages.append)
+    assert result.stopped == "finished" and result.step == 40
+    return rec.scalars, model.state_dict(), checkpoint.load(work / "model.pt")
+
+
+@pytest.mark.parametrize("model_type,stop_before,sig", [
+    ("dropmlp", 16, signal.SIGINT),  # mid-way between evaluations
+    ("dropmlp", 19, signal.SIGTERM),  # stops at step 20, an evaluation step
+    ("wavenet", 26, signal.SIGINT),  # batch norm: running statistics are part of the state
+])
+def test_interrupted_and_resumed_equals_uninterrupted(model_type, stop_before, sig, tmp_path, tiny_file, monkeypatch):
+    if model_type not in MODELS and model_type != "dropmlp":
+        pytest.skip(f"the {model_type} model is not registered in this tree yet")
+    monkeypatch.setitem(MODELS, "dropmlp", DropoutMLP)
+    over = {"model.n_embd2": 16} if model_type == "wavenet" else {}
+    whole, w_whole, best_whole = trajectory(tmp_path, tiny_file, "whole", model_type, **over)
+    split, w_split, best_split = trajectory(tmp_path, tiny_file, "split", model_type, stop_before, sig, **over)
+    losses = [tag for tag, _ in whole if tag == "loss/train_minibatch_mean"]
+    assert len(losses) == 40
+    assert split == whole  # every step's loss and learning rate, every dev loss: bit for bit
+    assert all(torch.equal(w_whole[k], w_split[k]) for k in w_whole)
+    assert best_split["step"] == best_whole["step"] and best_split["best_dev_loss"] == best_whole["best_dev_loss"]
+
+
+def test_compiled_runs_resume_exactly_too(tmp_path, tiny_file, monkeypatch):
+    """The compile probe runs one batch: it must not shift the batch order or the RNG on a resume."""
+    monkeypatch.setitem(MODELS, "dropmlp", DropoutMLP)
+    monkeypatch.setattr(torch, "compile", lambda model: model)  # the probe's side effects, without a compiler
+    whole, w_whole, _ = trajectory(tmp_path, tiny_file, "whole", "dropmlp", **{"train.compile": True})
+    split, w_split, _ = trajectory(tmp_path, tiny_file, "split", "dropmlp", 16, **{"train.compile": True})
+    plain, _, _ = trajectory(tmp_path, tiny_file, "plain", "dropmlp")
+    assert split == whole == plain
+    assert all(torch.equal(w_whole[k], w_split[k]) for k in w_whole)
+
+
+def test_a_second_signal_exits_at_once_and_keeps_the_last_checkpoint(tmp_path, tiny_file, monkeypatch):
+    cfg, data, model, work = fresh_run(tmp_path, tiny_file, "r")
+    saved, real_save = [], torch.save
+
+    def save_then_signal(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        saved.append(obj["step"])
+        if obj["step"] == 17:  # the save the first signal asked for: a second Ctrl-C lands mid-write
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(torch, "save", save_then_signal)
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train(model, data, cfg, work, tracker=Recorder(), progress=False, write=lambda m: None,
+              observer=Signaller({16: [signal.SIGINT]}))
+    assert saved[-1] == 17
+    assert checkpoint.load(work / "last.pt")["step"] == 10  # the write it cut short never replaced the file
+    assert sorted(os.listdir(work)) == ["last.pt", "model.pt"]
+    assert signal.getsignal(signal.SIGINT) is handler  # the loop's handlers are gone again
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def test_the_cli_saves_on_ctrl_c_and_says_how_to_resume(tmp_path, tiny_file):
+    """End to end in a real process (SIGTERM takes the same path; it is checked in-process above)."""
+    sig = signal.SIGINT
+    work = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "makemore", "-i", str(tiny_file), "-o", str(work),
+                             "--max-steps", "1000000", "--eval-interval", "20", "--batch-size", "16",
+                             "--n-embd2", "16", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(work / "last.pt", proc)  # training is under way, so its signal handlers are in place
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert re.search(rf"{sig.name} at step \d+: saved .*last.pt; continue with: makemore --work-dir {work} --resume",
+                     out), out
+    assert "Traceback" not in err
+    step = checkpoint.load(work / "last.pt")["step"]
+    assert step > 0
+    code, out, err = run_cli(["--resume", "-o", str(work), "--max-steps", str(step + 5), "--no-progress"])
+    assert code == 0, err
+    assert f"at step {step}" in out and checkpoint.load(work / "last.pt")["step"] == step + 5
+
+
+# ---------------------------------------------------------------- divergence guard
+
+class Poison:
+    """An observer that turns a weight into NaN after the optimizer step of one step."""
+
+    def __init__(self, model, step: int):
+        self.model, self.step = model, step
+
+    def wants(self, step):
+        return step == self.step
+
+    def before_step(self, step, lr):
+        pass
+
+    def after_step(self, step, lr):
+        with torch.no_grad():
+            self.model.head.weight[0, 0] = float("nan")
+
+
+@pytest.mark.parametrize("poisoned_at,expected", [(23, r"the loss became nan at step 25"),
+                                                  (29, r"the dev loss became nan at step 30")])
+def test_divergence_names_the_step_and_keeps_the_last_good_checkpoint(poisoned_at, expected, tmp_path, tiny_file):
+    """A NaN loss, or weights that went bad on the very step before an evaluation (finite loss, NaN dev)."""
+    cfg, data, model, work = fresh_run(tmp_path, tiny_file, "r", **{"train.log_interval": 5})
+    with pytest.raises(TrainingDiverged, match=rf"{expected}.*lower the learning rate"):
+        train(model, data, cfg, work, tracker=Recorder(), progress=False, write=lambda m: None,
+              observer=Poison(model, poisoned_at))
+    for name in ("model.pt", "last.pt"):
+        state = checkpoint.load(work / name)
+        assert state["step"] <= 20 and all(torch.isfinite(v).all() for v in state["model"].values())
+    assert checkpoint.load(work / "last.pt")["step"] == 20
+
+
+# ---------------------------------------------------------------- damaged checkpoints
+
+@pytest.mark.parametrize("change,pattern", [
+    (lambda s: {**s, "vocab": "abc"}, r"damaged or from another makemore version \(vocab is a str"),
+    (lambda s: {k: v for k, v in s.items() if k != "items"}, r"damaged .*\(no items\)"),
+    (lambda s: {**s, "items": {"train": ["zz"], "dev": [], "test": []}, "vocab": ["a"]}, r"characters its voca"),
+    (lambda s: {**s, "model": {"head.weight": torch.zeros(2)}}, r"weights do not match a mlp model"),
+    (lambda s: {**s, "config": {"model": {"type": "gpt9"}}}, r"config does not fit.*unknown model type 'gpt9'"),
+    (lambda s: {**s, "rng": {}}, r"cannot resume: the checkpoint's training state does not fit"),
+])
+def test_a_damaged_checkpoint_is_a_clear_error(change, pattern, inputs, tmp_path):
+    work = tmp_path / "run"
+    shutil.copytree(inputs / "trained", work)
+    state = torch.load(work / "last.pt", weights_only=True)
+    torch.save(change(state), work / "last.pt")
+    code, _, err = run_cli(["--resume", "-o", str(work), "--max-steps", "40", "--no-progress"])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and re.search(pattern, err), err
+
+
+def print_table() -> None:
+    """The RELIABILITY.md table: every bad input, its exit code and the message it got."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_inputs(root)
+        os.chdir(root)
+        print("| # | bad input | command | exit | message (stderr, one line) | nothing written |")
+        print("|---|---|---|---|---|---|")
+        for number, (case, args, _) in enumerate(BAD_INPUTS, 1):
+            files = "*.pt" if case in CHECKPOINTS_ONLY else "*"
+            before = snapshot(root, files)
+            code, _, err = run_cli(args)
+            same = snapshot(root, files) == before and not (root / "run").exists() and not (root / "pwned").exists()
+            verdict = ("checkpoints unchanged" if case in CHECKPOINTS_ONLY else "yes") if same else "NO"
+            command = "makemore " + " ".join(a if re.fullmatch(r"[\w./=-]+", a) else repr(a) for a in args)
+            message = err.strip().replace("|", "\\|").replace("makemore: error: ", "")
+            print(f"| {number} | {case} | `{command}` | {code} | {message} | {verdict} |")
+
+
+def tensorboard_scalars(work: Path) -> dict[tuple[str, int], float]:
+    """Every scalar a run logged, over all its event files (a resumed run adds one)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    out = {}
+    for events in sorted((work / "tb").glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(events)).Load():
+            for value in event.summary.value:
+                if value.HasField("tensor") and value.metadata.plugin_data.plugin_name == "scalars":
+                    out[value.tag, event.step] = float(value.tensor.float_val[0])
+    return out
+
+
+def print_resume_table(model_type: str, steps: int = 300) -> None:
+    """RELIABILITY.md: the same CLI run uninterrupted, and Ctrl-C'd then resumed; losses step by step."""
+    common = ["--type", model_type, "--max-steps", str(steps), "--eval-interval", "50", "--batch-size", "64",
+              "--n-embd2", "64", "--set", "train.log_interval=1", "--no-progress"]
+    with tempfile.TemporaryDirectory() as tmp:
+        whole, split = Path(tmp) / "whole", Path(tmp) / "split"
+        subprocess.run([sys.executable, "-m", "makemore", "-o", str(whole), *common], check=True, capture_output=True)
+        proc = subprocess.Popen([sys.executable, "-m", "makemore", "-o", str(split), *common],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(split / "last.pt", proc)
+        time.sleep(0.5)  # Ctrl-C somewhere between two evaluations
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate()
+        stopped = checkpoint.load(split / "last.pt")["step"]
+        resumed = subprocess.run([sys.executable, "-m", "makemore", "-o", str(split), "--resume", "--no-progress"],
+                                 capture_output=True, text=True)
+        a, b = tensorboard_scalars(whole), tensorboard_scalars(split)
+        losses = sorted(step for tag, step in a if tag == "loss/train_minibatch_mean")
+        same = [a["loss/train_minibatch_mean", s] == b.get(("loss/train_minibatch_mean", s)) for s in losses]
+        devs = sorted(step for tag, step in a if tag == "loss/dev")
+        wa = checkpoint.load(whole / "last.pt")["model"]
+        wb = checkpoint.load(split / "last.pt")["model"]
+        print(f"{model_type}: `{' '.join(common)}`; exit code at Ctrl-C {proc.returncode}, "
+              f"then {resumed.returncode} resumed; message: {[ln for ln in out.splitlines() if 'SIGINT' in ln][0]}")
+        print(f"\n| step | uninterrupted loss | interrupted at {stopped}, resumed | identical |")
+        print("|---|---|---|---|")
+        for s in sorted({1, stopped - 1, stopped, stopped + 1, stopped + 2, steps} | set(range(50, steps + 1, 50))):
+            la, lb = a["loss/train_minibatch_mean", s], b.get(("loss/train_minibatch_mean", s))
+            print(f"| {s} | {la!r} | {lb!r} | {'yes' if la == lb else 'NO'} |")
+        print(f"\nall {len(losses)} per-step losses identical: {all(same)}; "
+              f"learning rates identical: {all(a['lr', s] == b.get(('lr', s)) for s in losses)}; "
+              f"dev losses at {devs} identical: {all(a['loss/dev', s] == b.get(('loss/dev', s)) for s in devs)}; "
+              f"final weights identical: {all(torch.equal(wa[k], wb[k]) for k in wa)}\n")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    if sys.argv[1:] == ["resume"]:
+        for kind in ("mlp", "wavenet"):
+            print_resume_table(kind)
+    else:
+        print_table()

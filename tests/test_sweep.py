@@ -1,0 +1,107 @@
+"""Sweeps: a table with one row a run and the best marked; resuming skips finished runs."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from makemore import sweep as S
+from makemore.cli import main
+from makemore.config import ConfigError
+
+TINY_BASE = {"model": {"type": "mlp", "block_size": 2, "n_embd": 4, "n_embd2": 16},
+             "train": {"max_steps": 20, "eval_interval": 10, "log_interval": 5, "batch_size": 32,
+                       "eval_samples": 0, "warmup_steps": 0}}
+
+
+def write_sweep(tmp_path: Path, tiny_file, **extra) -> Path:
+    spec = {"base": {**TINY_BASE, "data": {"input": str(tiny_file)}}, "work_dir": str(tmp_path / "sweep"),
+            "grid": {"model.n_embd": [4, 8]}, **extra}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    return path
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_two_run_sweep_writes_table_then_resumes_without_retraining(tmp_path, tiny_file, monkeypatch):
+    sw = S.load_sweep(write_sweep(tmp_path, tiny_file))
+    assert [r.name for r in sw.runs] == ["n_embd=4", "n_embd=8"]
+    log: list[str] = []
+    assert S.run_sweep(sw, progress=False, write=log.append)
+    _, csv_path, md_path = S.write_tables(sw)
+    rows = read_csv(csv_path)
+    assert [r["run"] for r in rows] == ["n_embd=4", "n_embd=8"]
+    assert [r["model.n_embd"] for r in rows] == ["4", "8"]
+    assert all(float(r["dev_nll"]) > 0 and int(r["steps"]) == 20 for r in rows)
+    best = [r for r in rows if r["note"] == "best"]
+    assert len(best) == 1 and float(best[0]["dev_nll"]) == min(float(r["dev_nll"]) for r in rows)
+    assert "n_embd=8" in md_path.read_text(encoding="utf-8")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(S, "train_run", no_training)
+    log.clear()
+    assert S.run_sweep(S.load_sweep(sw.path), progress=False, write=log.append)
+    assert sum("finished already, skipped" in line for line in log) == 2
+
+
+def test_partial_run_is_resumed_and_stale_run_refused(tmp_path, tiny_file):
+    path = write_sweep(tmp_path, tiny_file, runs=[{"model.n_embd": 4}])
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del spec["grid"]
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    sw = S.load_sweep(path)
+    S.run_sweep(sw, progress=False, write=lambda m: None)
+    results = Path(sw.runs[0].cfg.work_dir) / "results.json"
+    results.unlink()  # as if interrupted after its last checkpoint
+    assert S.run_state(sw.runs[0]) == "partial"
+    log: list[str] = []
+    S.run_sweep(S.load_sweep(path), progress=False, write=log.append)
+    assert results.is_file() and any("resuming" in line for line in log)
+
+    changed = S.load_sweep(path, {"train.max_steps": 40})  # same folders, another config
+    with pytest.raises(ConfigError, match="different config"):
+        S.run_sweep(changed, progress=False, write=lambda m: None)
+
+
+def test_every_problem_is_reported_before_training(tmp_path, tiny_file):
+    path = write_sweep(tmp_path, tiny_file, grid={"model.n_embd": [4, -1], "model.bogus": [1]})
+    with pytest.raises(ConfigError) as e:
+        S.load_sweep(path, {"model.n_embd": 3})
+    message = str(e.value)
+    assert "the command line sets model.n_embd" in message
+    assert "unknown key model.bogus" in message and "every run" in message
+    assert "model.n_embd must be at least 1" in message
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_command_line_overrides_apply_to_every_run(tmp_path, tiny_file):
+    sw = S.load_sweep(write_sweep(tmp_path, tiny_file), {"train.max_steps": 7, "work_dir": str(tmp_path / "other")})
+    assert [r.cfg.train.max_steps for r in sw.runs] == [7, 7]
+    assert all(Path(r.cfg.work_dir).parent == tmp_path / "other" for r in sw.runs)
+
+
+def test_run_names_are_short_unique_and_safe():
+    names = S.run_names([{"model.n_embd": 4, "train.lr": 0.01}, {"model.n_embd": 4, "train.lr": 0.01},
+                         {"data.seed": 1, "seed": 2}, {"data.input": "a/b.txt"}])
+    assert names[:2] == ["n_embd=4,lr=0.01", "n_embd=4,lr=0.01-2"]
+    assert names[2] == "data.seed=1,seed=2"
+    assert "/" not in names[3]
+
+
+def test_cli_dry_run_lists_runs_and_shipped_sweep_loads(tmp_path, tiny_file, capsys):
+    assert main(["sweep", str(write_sweep(tmp_path, tiny_file)), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs" in out and out.count("(new)") == 2
+    shipped = sorted((Path(__file__).parent.parent / "configs" / "sweeps").glob("*.yaml"))
+    assert shipped
+    for path in shipped:
+        assert S.load_sweep(path, {"data.input": str(tiny_file)}).runs
