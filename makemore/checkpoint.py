@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
@@ -38,17 +40,17 @@ def make_state(cfg: C.Config, data: Dataset, model: Model, optimizer=None, step:
     }
 
 
-def save(path: str | Path, state: dict) -> None:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], what: str = "checkpoint") -> None:
     """Write to a temporary file beside path, flush it to disk, then atomically replace path.
 
     A crash at any instant leaves either the old file or the new one, never a torn one; a failed
-    write (e.g. a full disk) removes the temporary file and keeps the old checkpoint.
+    write (e.g. a full disk) removes the temporary file and keeps the old one.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            torch.save(state, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -59,13 +61,23 @@ def save(path: str | Path, state: dict) -> None:
             os.close(dir_fd)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"could not write checkpoint {path}: {e.strerror or e}; "
-                              f"the previous checkpoint is unchanged; free space or pick another --work-dir") from None
+        raise CheckpointError(f"could not write {what} {path}: {e.strerror or e}; the previous {what} is "
+                              f"unchanged; free space or pick another --work-dir") from None
     except BaseException:
         tmp.unlink(missing_ok=True)  # e.g. a second Ctrl-C mid-write: the old file stands, leave no temp file
         raise
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed mid-write
         stale.unlink(missing_ok=True)
+
+
+def save(path: str | Path, state: dict) -> None:
+    """Save a checkpoint atomically (see atomic_write)."""
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def save_text(path: str | Path, text: str, what: str = "file") -> None:
+    """Save a small text file (config, results) atomically, with the same one-line error on failure."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")), what)
 
 
 def load(path: str | Path) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -66,6 +67,11 @@ def prepare_work_dir(path: Path, resume: bool, overwrite: bool) -> None:
                             f"choose another with --work-dir") from None
 
 
+def warn(message: str) -> None:
+    """Warnings go to stderr, so stdout stays the run's report."""
+    print(message, file=sys.stderr)
+
+
 def setup_torch(cfg: C.Config) -> None:
     check_device(cfg.train.device)
     if cfg.train.threads:
@@ -81,7 +87,7 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
     state = None
     if not resume:  # data and model first: a bad input fails before the run folder is touched
         data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
-                            cfg.data.dev_fraction, cfg.data.test_fraction, warn=write)
+                            cfg.data.dev_fraction, cfg.data.test_fraction, warn=warn)
         torch.manual_seed(cfg.seed)
         model = create_model(cfg.model_type, cfg.model, data.vocab.size)
     prepare_work_dir(work_dir, resume, overwrite)
@@ -103,7 +109,7 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
     device = torch.device(cfg.train.device)
     data = data.to(device)
     model = model.to(device)
-    (work_dir / "config.yaml").write_text(C.dump_yaml(cfg), encoding="utf-8")
+    checkpoint.save_text(work_dir / "config.yaml", C.dump_yaml(cfg), "config")
     write(f"model: {cfg.model_type}, {model.num_params():,} parameters; run folder {work_dir}")
 
     tracker = Tracker(work_dir / "tb")
@@ -123,7 +129,7 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
     results = {"type": cfg.model_type, "params": model.num_params(), "steps": best["step"],
                "final_step": result.step, "train_seconds": round(result.seconds, 2),
                "wall_seconds": round(time.perf_counter() - t_start, 2), "stopped": result.stopped, **losses}
-    (work_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    checkpoint.save_text(work_dir / "results.json", json.dumps(results, indent=2) + "\n", "results")
     write(f"best checkpoint (step {best['step']}), exact NLL over each whole split:")
     for name in ("train", "dev", "test"):
         write(f"  {name:5s} nll {losses[name]['nll']:.4f}  ({losses[name]['bpc']:.4f} bits/char)")
