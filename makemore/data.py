@@ -252,10 +252,10 @@ def load_dataset(path: str | Path | None, encoding: str = "utf-8", max_length: i
     items = read_items(path, encoding)
     if max_length is not None:
         kept = [s for s in items if len(s) <= max_length]
-        if len(kept) < len(items):
-            warn(f"dropped {len(items) - len(kept)} items longer than --max-length {max_length}")
         if not kept:
             raise DataError(f"every item is longer than --max-length {max_length}: raise it")
+        if len(kept) < len(items):
+            warn(f"dropped {len(items) - len(kept)} items longer than --max-length {max_length}")
         items = kept
     else:
         message = long_item_warning(items)

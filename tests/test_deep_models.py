@@ -189,8 +189,10 @@ def test_wavenet_builds_for_a_fusable_block_size_only():
     model = create_model("wavenet", WaveNetConfig(block_size=8, n_layer=3), 27)
     assert model(torch.randint(27, (5, 8)))[0].shape == (5, 27)
     assert create_model("wavenet", WaveNetConfig(block_size=16, n_layer=4), 27).block_size == 16
-    with pytest.raises(ModelConfigError, match=r"block_size must be 2\*\*n_layer = 8"):
+    with pytest.raises(ModelConfigError, match=r"block_size must be 2\*\*n_layer, so 8 with n_layer 3;"):
         create_model("wavenet", WaveNetConfig(block_size=10, n_layer=3), 27)
+    with pytest.raises(ModelConfigError, match="keep block_size 16 with n_layer 4"):
+        create_model("wavenet", WaveNetConfig(block_size=16, n_layer=3), 27)
     with pytest.raises(ConfigError, match="block sizes that work: 2, 4, 8, 16"):
         build_config(overrides={"model.type": "wavenet", "model.block_size": 6})
 
