@@ -2,8 +2,8 @@
 fitting time of every count model (the n-gram at order 6) on the same files. Cost should grow linearly.
 
 The files are names.txt perturbed (a letter changed, added, dropped or swapped, or two names spliced),
-written to a temporary folder. Each size is measured in a fresh child process, so peak memory
-(the rise of the peak resident set over the process's state after imports) belongs to that size alone.
+written to a temporary folder. Each size is measured in a fresh child process; peak memory is the rise of
+the peak resident set (VmHWM, reset before each phase) over the resident set at the phase's start.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import resource
 import string
 import subprocess
@@ -59,9 +60,32 @@ def make_corpus(path: Path, lines: int, source: Path = NAMES, seed: int = 0) -> 
     return path
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set of this process so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class PeakMemory:
+    """Peak resident-set rise, in MiB, from start() on: VmHWM is reset so earlier peaks (imports) do not count."""
+
+    def start(self) -> PeakMemory:
+        try:  # Linux: writing 5 to clear_refs resets the peak resident set to the current one
+            Path("/proc/self/clear_refs").write_text("5")
+            self.resettable = True
+        except OSError:  # elsewhere only the lifetime peak exists: the figure is then an upper bound
+            self.resettable = False
+        self.base = self._status("VmRSS")
+        return self
+
+    def rise_mb(self) -> float:
+        peak = self._status("VmHWM") if self.resettable else None
+        if peak is None:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return max(0.0, peak - (self.base or 0.0))
+
+    @staticmethod
+    def _status(field: str) -> float | None:
+        """A memory figure of /proc/self/status in MiB, or None off Linux."""
+        try:
+            m = re.search(rf"{field}:\s+(\d+) kB", Path("/proc/self/status").read_text())
+        except OSError:
+            return None
+        return int(m.group(1)) / 1024 if m else None
 
 
 def count_overrides(model_type: str) -> dict:
@@ -76,11 +100,11 @@ def count_overrides(model_type: str) -> dict:
 
 def child(path: str) -> dict:
     """Measure one file in this (fresh) process: load, then fit each count model through the real loop."""
-    base = peak_rss_mb()
+    mem = PeakMemory().start()
     t0 = time.perf_counter()
     data = load_dataset(path, warn=lambda message: None)
     load_s = time.perf_counter() - t0
-    load_peak = peak_rss_mb() - base
+    load_peak = mem.rise_mb()
     t0 = time.perf_counter()
     data.train.windows(16)  # what a window model with makemore.py's block size builds before its first step
     windows_s = time.perf_counter() - t0
@@ -90,14 +114,15 @@ def child(path: str) -> dict:
             continue
         cfg = shipped_config(name, count_overrides(name))
         model = cls(cfg.model, data.vocab.size)
+        mem = PeakMemory().start()
         with tempfile.TemporaryDirectory() as work_dir:
             t0 = time.perf_counter()
             res = train(model, data, cfg, Path(work_dir), progress=False, write=lambda message: None)
             total = time.perf_counter() - t0
         fits.append({"model": name, "order": model.block_size + 1 if name != "bigram" else 2,
                      "fit_seconds": res.seconds, "fit_eval_save_seconds": total, "dev_nll": res.best_dev_loss,
-                     "peak_rss_mb": peak_rss_mb() - base})
-    return {"lines": sum(1 for _ in open(path, encoding="utf-8")), "load_seconds": load_s,
+                     "peak_rss_mb": mem.rise_mb()})
+    return {"lines": len(data.train) + len(data.dev) + len(data.test), "load_seconds": load_s,
             "load_peak_rss_mb": load_peak, "windows16_seconds": windows_s, "train_windows": len(data.train.windows(16)),
             "fits": fits}
 

@@ -18,7 +18,17 @@ from torch.profiler import ProfilerActivity, profile
 from makemore.models import create_model
 from makemore.train import train
 
-from .common import RESULTS, Enough, fmt, load_names, makemore_config, shipped_config, table, write_result
+from .common import (
+    RESULTS,
+    Enough,
+    fmt,
+    load_names,
+    makemore_config,
+    shipped_config,
+    table,
+    torch_threads,
+    write_result,
+)
 
 
 class ProfilingObserver:
@@ -72,7 +82,7 @@ def run(quick: bool = False, results_dir: Path | None = None, input: str | Path 
     net = create_model(cfg.model_type, cfg.model, data.vocab.size)
     warmup, steps = (2, 2) if quick else (10, 5)
     obs = ProfilingObserver(warmup, steps)
-    with tempfile.TemporaryDirectory() as work_dir:
+    with tempfile.TemporaryDirectory() as work_dir, torch_threads(cfg.train.threads) as threads:
         try:
             train(net, data, cfg, Path(work_dir), progress=False, write=lambda message: None, observer=obs)
         except Enough:
@@ -84,7 +94,8 @@ def run(quick: bool = False, results_dir: Path | None = None, input: str | Path 
              "share": a.self_cpu_time_total / total_self} for a in ops]
     phases = top_level(obs.prof.events())
     phase_total = sum(p["cpu_us"] for p in phases)
-    result = {"model": model, "setting": setting, "batch_size": cfg.train.batch_size, "steps": steps,
+    result = {"model": model, "setting": setting, "batch_size": cfg.train.batch_size, "threads": threads,
+              "steps": steps,
               "self_cpu_us_per_step": total_self / steps, "ops": rows,
               "phases": [{**p, "cpu_us_per_step": p["cpu_us"] / steps, "share": p["cpu_us"] / phase_total}
                          for p in phases[:12]],
@@ -95,7 +106,8 @@ def run(quick: bool = False, results_dir: Path | None = None, input: str | Path 
     phase_table = table(["outermost event", "CPU µs/step", "share"],
                         [[p["name"], fmt(p["cpu_us_per_step"], 0), f"{100 * p['share']:.1f}%"]
                          for p in result["phases"]])
-    result["table"] = (f"{model} at the {setting} setting (batch {cfg.train.batch_size}), {steps} steps profiled, "
+    result["table"] = (f"{model} at the {setting} setting (batch {cfg.train.batch_size}, {threads} thread"
+                       f"{'s' if threads > 1 else ''}), {steps} steps profiled, "
                        f"{fmt(total_self / steps / 1e3, 2)} ms self CPU a step\n\n{phase_table}\n\n{ops_table}")
     write_result("profile", result, results_dir)
     return result

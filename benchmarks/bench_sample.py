@@ -1,8 +1,9 @@
 """Sampling speed of every registered model: words/s at 10,000 words a call and at one word a call.
 
 Word length sets sampling cost (one forward a character), and an untrained model rambles to the
-length cap, so each model is first trained briefly at its shipped config (count models: fitted) until
-its words have realistic lengths; the mean word length is reported beside the speed.
+length cap, so each model is first trained briefly at its shipped config (count models: fitted): a
+fixed number of steps, so that the words, and so the work, are the same on every run; the mean word
+length is reported beside the speed.
 """
 
 from __future__ import annotations
@@ -23,17 +24,18 @@ from makemore.train import train
 from .common import Enough, StepTimer, fmt, load_names, median, shipped_config, table, write_result
 
 BIG = 10_000
+TRAIN_STEPS = 500  # enough for every model to end its words at about the data's mean length
 
 
-def trained_model(model_type: str, data: Dataset, seconds: float) -> Model:
-    """The model at its shipped config, trained for about `seconds` (a count model: fitted)."""
+def trained_model(model_type: str, data: Dataset, steps: int, seconds: float = 60.0) -> Model:
+    """The model at its shipped config after `steps` training steps (or `seconds`, if sooner); a count model fitted."""
     cfg = shipped_config(model_type, {"train.eval_samples": 0, "train.target_loss": None})
-    cfg.train.eval_interval = cfg.train.max_steps  # no dev evaluation on the way: only the time cap stops it
+    cfg.train.eval_interval = cfg.train.max_steps  # no dev evaluation on the way
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model_type, cfg.model, data.vocab.size)
     with tempfile.TemporaryDirectory() as work_dir:
         try:
-            timer = StepTimer(warmup=0, max_steps=cfg.train.max_steps, min_steps=1, seconds=seconds)
+            timer = StepTimer(warmup=0, max_steps=steps, min_steps=1, seconds=seconds)
             train(model, data, cfg, Path(work_dir), progress=False, write=lambda message: None, observer=timer)
         except Enough:
             pass
@@ -56,11 +58,13 @@ def words_per_s(model: Model, data: Dataset, num: int, calls: int, seconds: floa
 
 def measure(model_type: str, data: Dataset, quick: bool) -> dict:
     """Both sampling speeds of one briefly trained model."""
-    model = trained_model(model_type, data, 0.3 if quick else 6.0)
+    steps = 20 if quick else TRAIN_STEPS
+    model = trained_model(model_type, data, steps)
     big = 200 if quick else BIG
     big_wps, big_len = words_per_s(model, data, big, calls=3 if quick else 5, seconds=0.5 if quick else 5.0)
     one_wps, one_len = words_per_s(model, data, 1, calls=10 if quick else 2000, seconds=0.5 if quick else 3.0)
-    return {"model": model_type, "params": model.num_params(), "dev_nll": split_nll(model, data.dev),
+    return {"model": model_type, "params": model.num_params(), "train_steps": steps if model.trainable else 0,
+            "dev_nll": split_nll(model, data.dev),
             "big_call_words": big, "big_words_per_s": big_wps, "big_seconds_per_call": big / big_wps,
             "one_words_per_s": one_wps, "mean_word_length": big_len, "one_mean_word_length": one_len}
 
@@ -79,6 +83,9 @@ def run(quick: bool = False, results_dir: Path | None = None, input: str | Path 
         [[r["model"], f"{r['params']:,}", fmt(r["dev_nll"], 3), fmt(r["mean_word_length"], 2),
           fmt(r["big_words_per_s"], 0), fmt(r["big_seconds_per_call"], 3), fmt(r["one_words_per_s"], 0)]
          for r in rows])
+    steps = max((r["train_steps"] for r in rows), default=0)
+    result["table"] += (f"\n\nTrainable models after {steps} training steps at their shipped config, count models "
+                        f"fitted; words capped at {result['max_length']} characters; median of repeated calls.")
     write_result("sample", result, results_dir)
     return result
 

@@ -31,6 +31,7 @@ from .common import (
     shipped_config,
     table,
     target_chars_per_step,
+    torch_threads,
     write_result,
 )
 
@@ -74,12 +75,13 @@ def measure(model_type: str, setting: str, data: Dataset, peak_gflops: float, qu
         return {**row, "trainable": False}  # a count model has no training step; see bench_data's fit times
     flops = step_flops(model, data, cfg)
     warmup, steps, seconds = (2, 8, 0.5) if quick else (10, 400, 3.0)
-    times = time_steps(model, data, cfg, warmup, steps, seconds)
+    with torch_threads(cfg.train.threads) as threads:  # a config may pin its thread count, as wavenet's does
+        times = time_steps(model, data, cfg, warmup, steps, seconds)
     sec = median(times)
     chars = target_chars_per_step(model_type, cfg.train.batch_size, data)
     ref = REFERENCE_CHARS_PER_S.get(model_type) if setting == "makemore" else None
     achieved = flops / sec / 1e9 if flops else None  # None: no matmul at all (e.g. a table lookup), so no MFU
-    return {**row, "trainable": True, "steps_timed": len(times), "ms_per_step": 1e3 * sec,
+    return {**row, "trainable": True, "threads": threads, "steps_timed": len(times), "ms_per_step": 1e3 * sec,
             "steps_per_s": 1 / sec, "target_chars_per_step": chars, "target_chars_per_s": chars / sec,
             "makemore_py_chars_per_s": ref, "speedup_vs_makemore_py": chars / sec / ref if ref else None,
             "flops_per_step": flops, "gflops_per_s": achieved, "mfu": achieved / peak_gflops if achieved else None}
@@ -90,15 +92,16 @@ def render(rows: list[dict], peak: float) -> str:
     out = []
     for r in rows:
         if not r["trainable"]:
-            out.append([r["model"], r["setting"], f"{r['params']:,}", r["batch_size"], "count model: fitted, "
-                        "no steps", "", "", "", "", "", ""])
+            out.append([r["model"], r["setting"], "—", "—", "", "count model: fitted in one pass (see Data)",
+                        "", "", "", "", "", ""])
             continue
-        out.append([r["model"], r["setting"], f"{r['params']:,}", r["batch_size"], fmt(r["ms_per_step"], 2),
+        out.append([r["model"], r["setting"], f"{r['params']:,}", r["batch_size"], r["threads"],
+                    fmt(r["ms_per_step"], 2),
                     fmt(r["steps_per_s"], 0), fmt(r["target_chars_per_s"], 0),
                     fmt(r["makemore_py_chars_per_s"], 0), fmt(r["speedup_vs_makemore_py"]) + "×"
                     if r["speedup_vs_makemore_py"] else "—", fmt(r["gflops_per_s"], 2),
                     f"{100 * r['mfu']:.2f}%" if r["mfu"] else "— (no matmul)"])
-    head = ["model", "setting", "params", "batch", "ms/step (median)", "steps/s", "target chars/s",
+    head = ["model", "setting", "params", "batch", "threads", "ms/step (median)", "steps/s", "target chars/s",
             "makemore.py chars/s", "speed-up", "GFLOP/s", "MFU"]
     return table(head, out) + f"\n\nMFU against the measured fp32 matmul peak of {peak:.1f} GFLOP/s."
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -27,12 +28,25 @@ CONFIGS = REPO / "configs"
 # makemore.py's defaults (n_layer/n_head only matter to its transformer); block_size 16 is what
 # makemore.py derives from names.txt (longest name + 1)
 MAKEMORE_MODEL = {"n_embd": 64, "n_embd2": 64, "block_size": 16, "n_layer": 4, "n_head": 4}
-MAKEMORE_PY_MODELS = {"bigram", "mlp", "rnn", "gru", "bow", "transformer"}
+MAKEMORE_PY_MODELS = {"nbigram", "mlp", "rnn", "gru", "bow", "transformer"}
 MAKEMORE_WORDS = 32  # makemore.py's batch: 32 whole words a step
 
-# makemore.py at its defaults on this machine (issue 6): target characters per second of training
-REFERENCE_CHARS_PER_S = {"bigram": 33_000, "mlp": 14_300, "rnn": 15_900, "gru": 8_700, "bow": 21_200,
+# makemore.py at its defaults on this machine (issue 6): target characters per second of training;
+# its "bigram" is a table of logits trained by gradient descent, i.e. our nbigram
+REFERENCE_CHARS_PER_S = {"nbigram": 33_000, "mlp": 14_300, "rnn": 15_900, "gru": 8_700, "bow": 21_200,
                          "transformer": 5_300}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run with n torch threads (0: leave torch's choice), as `makemore` does for a config's train.threads."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 class Enough(Exception):
@@ -44,6 +58,25 @@ def machine() -> dict:
     return {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "arch": platform.machine(), "python": platform.python_version(), "torch": torch.__version__,
             "date": datetime.date.today().isoformat()}
+
+
+def cpu_busy(seconds: float = 1.0) -> float | None:
+    """Share of all cores busy over `seconds` while this process sleeps: other processes' load (None off Linux).
+
+    Two threads on two cores stall on each other when a third process takes a core (small ops get
+    20-50x slower), so every result records how busy the machine was just before it was measured.
+    """
+    def ticks() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    try:
+        total0, idle0 = ticks()
+        time.sleep(seconds)
+        total1, idle1 = ticks()
+    except (OSError, IndexError, ValueError):
+        return None
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
 
 
 def _cpu_name() -> str:

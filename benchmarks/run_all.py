@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 from . import bench_data, bench_matmul, bench_profile, bench_sample, bench_speedrun, bench_train
-from .common import RESULTS, machine
+from .common import RESULTS, cpu_busy, machine, write_result
 
 # the order matters: the matmul peak feeds train's MFU, and train's timings pick the profiled model
 BENCHMARKS = {
@@ -18,32 +19,55 @@ BENCHMARKS = {
     "data": ("Data: load, encode and n-gram fitting at scale", bench_data),
     "profile": ("Profile of one training step of the slowest model", bench_profile),
 }
+BUSY = 0.1  # share of the cores other processes may use before a warning: two threads stall behind a third
+
+
+def run_one(name: str, quick: bool, results_dir: Path, input: str | Path | None, peak: float | None) -> dict:
+    """One benchmark, with its run time and how busy the machine was just before it, saved in its JSON."""
+    title, module = BENCHMARKS[name]
+    print(f"\n## {title}\n", flush=True)
+    busy = cpu_busy()
+    if busy is not None and busy > BUSY:
+        print(f"warning: other work keeps the machine {100 * busy:.0f}% busy; with two threads on two cores "
+              f"these figures will be far slower than on a quiet machine", flush=True)
+    kwargs = {"peak_gflops": peak} if name == "train" and peak else {}
+    t0 = time.perf_counter()
+    result = module.run(quick=quick, results_dir=results_dir, input=input, **kwargs)
+    result.update(seconds=time.perf_counter() - t0, cpu_busy_before=busy)
+    write_result(name, result, results_dir)
+    print(result["table"], f"\n\n({name}: {result['seconds']:.0f}s)", flush=True)
+    return result
+
+
+def report(results_dir: Path) -> str:
+    """Every result in results_dir as one Markdown document, in benchmark order."""
+    m = machine()
+    parts = [f"# makemore benchmarks\n\n{m['date']}, {m['cpu']}, {m['cores']} cores ({m['arch']}), "
+             f"torch {m['torch']} with {m['torch_threads']} threads, Python {m['python']}\n"]
+    for name, (title, _) in BENCHMARKS.items():
+        path = results_dir / f"{name}.json"
+        if not path.exists():
+            continue
+        r = json.loads(path.read_text(encoding="utf-8"))
+        busy = r.get("cpu_busy_before")
+        note = f"; other work kept the machine {100 * busy:.0f}% busy just before" if busy and busy > BUSY else ""
+        quick = " (quick smoke run)" if r.get("quick") else ""
+        parts.append(f"## {title}{quick}\n\n{r['table']}\n\n_{r['machine']['date']}, "
+                     f"{r.get('seconds', 0):.1f} s{note}_\n")
+    return "\n".join(parts)
 
 
 def run_all(quick: bool = False, results_dir: Path | None = None, only: list[str] | None = None,
             input: str | Path | None = None) -> dict:
-    """Run the chosen benchmarks in order; returns {name: result}."""
+    """Run the chosen benchmarks in order; returns {name: result} and rewrites results/report.md."""
     results_dir = Path(results_dir or RESULTS)
-    m = machine()
-    header = (f"# makemore benchmarks{' (quick smoke run)' if quick else ''}\n\n"
-              f"{m['date']}, {m['cpu']}, {m['cores']} cores ({m['arch']}), torch {m['torch']} "
-              f"with {m['torch_threads']} threads, Python {m['python']}\n")
-    sections, out = [header], {}
-    t_all = time.perf_counter()
+    out: dict[str, dict] = {}
+    t0 = time.perf_counter()
     for name in only or BENCHMARKS:
-        title, module = BENCHMARKS[name]
-        print(f"\n## {title}\n", flush=True)
-        t0 = time.perf_counter()
-        kwargs = {"peak_gflops": out["matmul"]["peak_gflops"]} if name == "train" and "matmul" in out else {}
-        out[name] = module.run(quick=quick, results_dir=results_dir, input=input, **kwargs)
-        seconds = time.perf_counter() - t0
-        print(out[name]["table"], f"\n\n({name}: {seconds:.0f}s)", flush=True)
-        sections.append(f"## {title}\n\n{out[name]['table']}\n\n_{seconds:.0f} s_\n")
-    total = time.perf_counter() - t_all
-    sections.append(f"_All benchmarks: {total:.0f} s._\n")
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "report.md").write_text("\n".join(sections), encoding="utf-8")
-    print(f"\nall benchmarks: {total:.0f}s; results in {results_dir}", flush=True)
+        peak = out["matmul"]["peak_gflops"] if "matmul" in out else None
+        out[name] = run_one(name, quick, results_dir, input, peak)
+    (results_dir / "report.md").write_text(report(results_dir), encoding="utf-8")
+    print(f"\nall benchmarks: {time.perf_counter() - t0:.0f}s; results in {results_dir}", flush=True)
     return out
 
 

@@ -32,7 +32,8 @@ def make_state(cfg: C.Config, data: Dataset, model: Model, optimizer=None, step:
         "format": FORMAT, "version": VERSION,
         "model_type": cfg.model_type, "config": C.to_dict(cfg),
         "vocab": list(data.vocab.chars),
-        "items": {name: list(split.items) for name, split in data.splits.items()},
+        # one string a split: items never hold a newline, and one string pickles ~100x faster than a list
+        "items": {name: "\n".join(split.items) for name, split in data.splits.items()},
         "duplicates": data.duplicates,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -122,9 +123,8 @@ def malformed(state: dict) -> str | None:
     if not all(isinstance(c, str) and len(c) == 1 for c in state["vocab"]):
         return "vocab is not a list of characters"
     items = state["items"]
-    if not all(isinstance(items.get(s), list) and all(isinstance(i, str) for i in items[s])
-               for s in ("train", "dev", "test")):
-        return "items lacks a train, dev or test list of strings"
+    if not all(isinstance(items.get(s), str) and items[s] for s in ("train", "dev", "test")):
+        return "items lacks a train, dev or test split"
     return None
 
 
@@ -137,7 +137,8 @@ def restore(state: dict, device: str = "cpu") -> tuple[C.Config, Dataset, Model]
     vocab = Vocab(list(state["vocab"]))
     items = state["items"]
     try:
-        data = Dataset.from_splits(vocab, items["train"], items["dev"], items["test"], state.get("duplicates", 0))
+        splits = [items[name].split("\n") for name in ("train", "dev", "test")]
+        data = Dataset.from_splits(vocab, *splits, state.get("duplicates", 0))
     except DataError:
         raise CheckpointError("the checkpoint's items have characters its vocabulary lacks; the file is damaged, "
                               "use another checkpoint or train again") from None
@@ -147,4 +148,4 @@ def restore(state: dict, device: str = "cpu") -> tuple[C.Config, Dataset, Model]
     except (RuntimeError, TypeError, AttributeError):
         raise CheckpointError(f"the checkpoint's weights do not match a {cfg.model_type} model with its config; "
                               f"the file is damaged or from another version") from None
-    return cfg, data, model.to(device)
+    return cfg, data, model.to(device).eval()  # ready to sample or evaluate; train() switches back

@@ -110,7 +110,8 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
     data = data.to(device)
     model = model.to(device)
     checkpoint.save_text(work_dir / "config.yaml", C.dump_yaml(cfg), "config")
-    write(f"model: {cfg.model_type}, {model.num_params():,} parameters; run folder {work_dir}")
+    size = f"{model.num_params():,} parameters" if model.trainable else "counts fitted in one pass"
+    write(f"model: {cfg.model_type}, {size}; run folder {work_dir}")
 
     tracker = Tracker(work_dir / "tb")
     tracker.text("config", "```\n" + C.dump_yaml(cfg) + "\n```", 0)

@@ -30,7 +30,8 @@ def generate(model: Model, vocab: Vocab, num: int, max_length: int, temperature:
 
 def _generate_batch(model, vocab, n, max_length, temperature, top_k, prefix, generator):
     was_training = model.training
-    model.eval()  # batch norm must use running statistics: a sample must not depend on its batch-mates
+    if was_training:  # batch norm must use running statistics: a sample must not depend on its batch-mates
+        model.eval()  # (only when needed: switching walks every module, which costs as much as a word)
     device = model.device
     start = torch.tensor([BOUNDARY] + vocab.encode(prefix), device=device)
     new = max(0, max_length - len(prefix))
@@ -45,16 +46,19 @@ def _generate_batch(model, vocab, n, max_length, temperature, top_k, prefix, gen
             logits, _ = model(seq[alive, t - model.block_size:t])  # (a, block_size) -> (a, V)
         else:
             logits = model(seq[alive, :t])[0][:, -1]  # (a, t) -> (a, t, V) -> (a, V)
-        logits = logits.float() / temperature
+        logits = logits.float() if temperature == 1.0 else logits.float() / temperature
         if top_k is not None and top_k < logits.size(-1):
             kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
             logits = logits.masked_fill(logits < kth, float("-inf"))
-        nxt = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)  # (a,)
+        # Gumbel-max: argmax(logits - log E), E ~ Exp(1), draws from softmax(logits) without a softmax
+        noise = torch.empty_like(logits).exponential_(generator=generator)
+        nxt = (logits - noise.log_()).argmax(dim=-1)  # (a,)
         seq[alive, t] = nxt
         alive = alive[nxt != BOUNDARY]
         if len(alive) == 0:
             break
-    model.train(was_training)
+    if was_training:
+        model.train()
     body = seq[:, pos:].tolist()
     return [prefix + vocab.decode(ids[: ids.index(BOUNDARY)] if BOUNDARY in ids else ids) for ids in body]
 

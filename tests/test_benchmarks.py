@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from benchmarks import bench_data, bench_matmul, bench_profile, bench_sample, bench_speedrun, bench_train
+from benchmarks import bench_data, bench_matmul, bench_profile, bench_sample, bench_speedrun, bench_train, run_all
 from benchmarks.common import Enough, StepTimer, makemore_config, words_batch
 from makemore.models import MODELS
 
@@ -105,3 +105,11 @@ def test_profile(tmp_path, tiny_file):
     data = saved(tmp_path, "profile")
     assert data["model"] == "mlp" and data["ops"] and positive(data["self_cpu_us_per_step"])
     assert all(positive(op["self_cpu_us_per_step"]) for op in data["ops"][:3])
+
+
+def test_run_all_writes_report(tmp_path, tiny_file):
+    out = run_all.run_all(quick=True, results_dir=tmp_path, only=["matmul"], input=tiny_file)
+    assert positive(out["matmul"]["seconds"])
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "fp32 matmul" in report and "GFLOP/s" in report
+    assert "seconds" in saved(tmp_path, "matmul")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -44,7 +45,7 @@ class Model(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(iter(self.state_dict().values())).device
+        return next(itertools.chain(self.parameters(), self.buffers())).device
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
         """Mean cross-entropy over real targets (padding, -1, is skipped)."""

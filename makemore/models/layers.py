@@ -77,7 +77,8 @@ class Embedding(nn.Module):
         self.weight = nn.Parameter(torch.randn(num, dim))
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.weight[idx]  # (B, T) -> (B, T, C)
+        # a row lookup; index_select's backward (index_add) is several times faster than weight[idx]'s
+        return self.weight.index_select(0, idx.reshape(-1)).view(*idx.shape, -1)  # (B, T) -> (B, T, C)
 
 
 class FlattenConsecutive(nn.Module):

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .base import Model
+from .layers import Embedding
 
 
 @dataclass
@@ -35,7 +36,7 @@ class MLP(Model):
     def __init__(self, config: MLPConfig, vocab_size: int):
         super().__init__(config, vocab_size)
         c = config
-        self.wte = nn.Embedding(vocab_size, c.n_embd)
+        self.wte = Embedding(vocab_size, c.n_embd)
         self.hidden = nn.Linear(c.block_size * c.n_embd, c.n_embd2)
         self.head = nn.Linear(c.n_embd2, vocab_size)
         with torch.no_grad():  # start unconfident: a first loss near ln(V), not a hockey stick
