@@ -12,7 +12,6 @@ test:  ## lint, then the whole test suite
 
 lint:
 	$(PYTHON) -m ruff check makemore tests benchmarks
-	$(PYTHON) -m ruff format --check makemore tests benchmarks
 
 train:  ## train the default MLP on the standard names.txt beside the checkout
 	makemore --config configs/mlp.yaml --input ../shared/data/names.txt --work-dir out/mlp

@@ -15,7 +15,7 @@ from . import __version__, checks, compare, diagnostics, lrfind, sweep
 from .checkpoint import CheckpointError
 from .config import ConfigError, SampleConfig, parse_override
 from .data import DataError
-from .models import ModelConfigError
+from .models import MODELS, ModelConfigError
 from .plots import require_matplotlib
 from .runs import build_config, eval_run, sample_run, train_run
 from .sample import SampleError
@@ -47,7 +47,7 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--split-seed", type=int, help="seed of the train/dev/test shuffle only")
     g = p.add_argument_group("model")
     g.add_argument("--config", help="experiment YAML file (configs/*.yaml); flags override it")
-    g.add_argument("--type", help="model type: bigram, nbigram, mlp, ... (default mlp)")
+    g.add_argument("--type", help=f"model type: {', '.join(MODELS)} (default mlp)")
     g.add_argument("--block-size", type=int, help="characters of context")
     g.add_argument("--n-embd", type=int, help="embedding size")
     g.add_argument("--n-embd2", type=int, help="hidden layer width")

@@ -573,7 +573,7 @@ def print_resume_table(model_type: str, steps: int = 300) -> None:
         proc = subprocess.Popen([sys.executable, "-m", "makemore", "-o", str(split), *common],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for(split / "last.pt", proc)
-        time.sleep(0.5)  # Ctrl-C somewhere between two evaluations
+        time.sleep(0.05)  # Ctrl-C somewhere between two evaluations
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate()
         stopped = checkpoint.load(split / "last.pt")["step"]
