@@ -183,8 +183,9 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
         checkpoint.save(work_dir / name, checkpoint.make_state(cfg, data, model, optimizer, step, best, rng))
 
     t0 = time.perf_counter()
-    loss_sum, loss_count = torch.zeros(()), 0
-    first_bad = torch.tensor(-1)  # first step with a non-finite loss, tracked without a host sync
+    device = torch.device(tc.device)  # the running loss stays where the loss is: no copy, no sync per step
+    loss_sum, loss_count = torch.zeros((), device=device), 0
+    first_bad = torch.tensor(-1, device=device)  # first step with a non-finite loss, tracked without a host sync
     stopped = "finished"
     bar = tqdm(total=tc.max_steps, initial=step, disable=not progress, desc=cfg.model_type, dynamic_ncols=True)
     model.train()
@@ -206,8 +207,8 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
             if observing:
                 observer.after_step(step, lr)
             loss = loss.detach()
-            loss_sum += loss.cpu() if loss.device.type != "cpu" else loss
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.cpu()), step, first_bad)
+            loss_sum += loss
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
             loss_count += 1
             step += 1
             bar.update(1)
@@ -223,7 +224,7 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
                 bar.set_postfix(loss=f"{mean:.4f}", lr=f"{lr:.2e}", refresh=False)
                 tracker.scalar("loss/train_minibatch_mean", mean, step)
                 tracker.scalar("lr", lr, step)
-                loss_sum, loss_count = torch.zeros(()), 0
+                loss_sum, loss_count = torch.zeros((), device=device), 0
             if evaluating:  # before honouring a stop: a resumed run must not skip this step's evaluation
                 dev = split_nll(model, data.dev)
                 if not math.isfinite(dev):  # weights gone bad after a finite loss: keep both checkpoints
