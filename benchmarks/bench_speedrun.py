@@ -3,40 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-from .common import CONFIGS, NAMES, REPO, fmt, table, write_result
+from .common import CONFIGS, NAMES, fmt, run_cli, table, write_result
 
 CONFIG = CONFIGS / "speedrun.yaml"
 
 
-def command(input: str | Path, work_dir: str | Path, extra: list[str] | None = None) -> list[str]:
-    """The speedrun command line, as BENCHMARKS.md gives it (plus a run folder of its own)."""
-    return [sys.executable, "-m", "makemore", "--config", str(CONFIG), "--input", str(input),
-            "--work-dir", str(work_dir), "--no-progress", "--overwrite", *(extra or [])]
-
-
 def speedrun(input: str | Path, extra: list[str] | None = None, timeout: float = 300) -> dict:
-    """One run: wall seconds from spawning the process to its exit, and what its results.json says."""
-    with tempfile.TemporaryDirectory() as work_dir:
-        cmd = command(input, work_dir, extra)
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise RuntimeError(f"speedrun failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
-        results = json.loads((Path(work_dir) / "results.json").read_text(encoding="utf-8"))
-    evals = [line for line in proc.stdout.splitlines() if line.startswith("step ")]
-    return {"wall_seconds": wall, "dev_nll": results["dev"]["nll"], "test_nll": results["test"]["nll"],
-            "stopped": results["stopped"], "best_step": results["steps"], "final_step": results["final_step"],
-            "train_seconds": results["train_seconds"], "run_wall_seconds": results["wall_seconds"],
-            "params": results["params"], "model": results["type"], "reached": results["dev"]["nll"] <= 2.0,
-            "evaluations": evals}
+    """One run of the real CLI: wall seconds from spawning it to its exit, and its results.json."""
+    run = run_cli(CONFIG, input, extra, timeout)
+    return {**run, "reached": run["dev_nll"] <= 2.0}
 
 
 def run(quick: bool = False, results_dir: Path | None = None, input: str | Path | None = None,

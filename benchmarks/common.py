@@ -10,6 +10,9 @@ import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -194,3 +197,22 @@ def write_result(name: str, result: dict, results_dir: Path | None = None) -> Pa
     path.write_text(json.dumps({"benchmark": name, "machine": machine(), **result}, indent=2) + "\n",
                     encoding="utf-8")
     return path
+
+
+def run_cli(config: Path, input: str | Path, extra: list[str] | None = None, timeout: float = 1800) -> dict:
+    """One run of the real CLI on a config: wall seconds from spawning it to its exit, and its results.json."""
+    with tempfile.TemporaryDirectory() as work_dir:
+        cmd = [sys.executable, "-m", "makemore", "--config", str(config), "--input", str(input),
+               "--work-dir", work_dir, "--no-progress", "--overwrite", *(extra or [])]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{config.name} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+        results = json.loads((Path(work_dir) / "results.json").read_text(encoding="utf-8"))
+    evals = [line for line in proc.stdout.splitlines() if line.startswith("step ")]
+    return {"wall_seconds": wall, "train_nll": results["train"]["nll"], "dev_nll": results["dev"]["nll"],
+            "test_nll": results["test"]["nll"], "stopped": results["stopped"], "best_step": results["steps"],
+            "final_step": results["final_step"], "train_seconds": results["train_seconds"],
+            "run_wall_seconds": results["wall_seconds"], "params": results["params"], "model": results["type"],
+            "evaluations": evals}

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from . import bench_data, bench_matmul, bench_profile, bench_sample, bench_speedrun, bench_train
+from . import bench_data, bench_matmul, bench_profile, bench_quality, bench_sample, bench_speedrun, bench_train
 from .common import RESULTS, cpu_busy, machine, write_result
 
 # the order matters: the matmul peak feeds train's MFU, and train's timings pick the profiled model
@@ -18,6 +18,7 @@ BENCHMARKS = {
     "sample": ("Sampling", bench_sample),
     "data": ("Data: load, encode and n-gram fitting at scale", bench_data),
     "profile": ("Profile of one training step of the slowest model", bench_profile),
+    "quality": ("Model quality: every shipped config on names.txt", bench_quality),
 }
 BUSY = 0.1  # share of the cores other processes may use before a warning: two threads stall behind a third
 

@@ -10,7 +10,16 @@ import math
 
 import pytest
 
-from benchmarks import bench_data, bench_matmul, bench_profile, bench_sample, bench_speedrun, bench_train, run_all
+from benchmarks import (
+    bench_data,
+    bench_matmul,
+    bench_profile,
+    bench_quality,
+    bench_sample,
+    bench_speedrun,
+    bench_train,
+    run_all,
+)
 from benchmarks.common import Enough, StepTimer, makemore_config, words_batch
 from makemore.models import MODELS
 
@@ -98,6 +107,13 @@ def test_speedrun_runs_the_cli(tmp_path, tiny_file):
     run = saved(tmp_path, "speedrun")["runs"][0]
     assert positive(run["wall_seconds"]) and positive(run["dev_nll"]) and run["final_step"] == 20
     assert "--config configs/speedrun.yaml" in saved(tmp_path, "speedrun")["command"]
+
+
+def test_quality_trains_shipped_configs_through_the_cli(tmp_path, tiny_file):
+    bench_quality.run(quick=True, results_dir=tmp_path, input=tiny_file, models=["bigram", "mlp"])
+    rows = {r["model"]: r for r in saved(tmp_path, "quality")["rows"]}
+    assert set(rows) == {"bigram", "mlp"} and rows["mlp"]["final_step"] == 20 and rows["bigram"]["final_step"] == 0
+    assert all(positive(r["dev_nll"]) and r["train_nll"] < 4 for r in rows.values())
 
 
 def test_profile(tmp_path, tiny_file):
