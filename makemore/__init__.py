@@ -1,3 +1,11 @@
 """makemore: character-level language models that learn how items are spelled and make more of them."""
 
+import os
+
+# Reproducibility: MKL chooses matmul kernels by memory alignment, so the same seeded run could round
+# differently from one process to the next (seen here: about one run in six of the BatchNorm MLP).
+# Strict conditional numerical reproducibility fixes the kernel choice; it must be set before torch
+# loads MKL, so here, before any module of the package imports torch. A user's own setting wins.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 __version__ = "0.1.0"

@@ -96,3 +96,17 @@ def test_python_dash_m_and_no_traceback():
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "no checkpoint" in proc.stderr
+
+
+def test_same_seed_same_losses_across_processes(tmp_path, tiny_file):
+    """Reproducible from one process to the next, not only within one (MKL's kernel choice is pinned)."""
+    results = []
+    for name in ("a", "b"):
+        work = tmp_path / name
+        subprocess.run([sys.executable, "-m", "makemore", "-i", str(tiny_file), "-o", str(work), "--type", "bnmlp",
+                        "--max-steps", "40", "--eval-interval", "20", "--no-progress"], check=True, capture_output=True)
+        results.append(json.loads((work / "results.json").read_text()))
+    assert [results[0][s]["nll"] for s in ("train", "dev", "test")] == [results[1][s]["nll"]
+                                                                       for s in ("train", "dev", "test")]
+    probe = "import makemore, os, torch; print(os.environ['MKL_CBWR'])"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "AUTO,STRICT"
