@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from .common import CONFIGS, NAMES, fmt, run_cli, table, write_result
+from .common import CONFIGS, NAMES, cli_main, fmt, run_cli, table, write_result
 
 QUICK = ["--max-steps", "20", "--eval-interval", "10"]  # a smoke run: the table's shape, not its figures
 
@@ -33,11 +32,7 @@ def run(quick: bool = False, results_dir: Path | None = None, input: str | Path 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--models", nargs="*", help="only these configs (by file stem, e.g. mlp wavenet)")
-    args = p.parse_args()
-    print(run(args.quick, models=args.models)["table"])
+    cli_main(run, __doc__)
 
 
 if __name__ == "__main__":

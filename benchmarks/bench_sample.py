@@ -8,7 +8,6 @@ length is reported beside the speed.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from makemore.models import MODELS, Model, create_model
 from makemore.sample import generate
 from makemore.train import train
 
-from .common import Enough, StepTimer, fmt, load_names, median, shipped_config, table, write_result
+from .common import Enough, StepTimer, cli_main, fmt, load_names, median, shipped_config, table, write_result
 
 BIG = 10_000
 TRAIN_STEPS = 500  # enough for every model to end its words at about the data's mean length
@@ -91,11 +90,7 @@ def run(quick: bool = False, results_dir: Path | None = None, input: str | Path 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--models", nargs="*", help="only these registered models")
-    args = p.parse_args()
-    print(run(args.quick, models=args.models)["table"])
+    cli_main(run, __doc__)
 
 
 if __name__ == "__main__":

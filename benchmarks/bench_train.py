@@ -7,7 +7,6 @@ come from torch.utils.flop_counter on one forward + backward, so MFU = FLOP/s / 
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from .common import (
     REFERENCE_CHARS_PER_S,
     Enough,
     StepTimer,
+    cli_main,
     fmt,
     load_names,
     makemore_config,
@@ -119,11 +119,7 @@ def run(quick: bool = False, results_dir: Path | None = None, input: str | Path 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--models", nargs="*", help="only these registered models")
-    args = p.parse_args()
-    print(run(args.quick, models=args.models)["table"])
+    cli_main(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -216,3 +216,14 @@ def run_cli(config: Path, input: str | Path, extra: list[str] | None = None, tim
             "final_step": results["final_step"], "train_seconds": results["train_seconds"],
             "run_wall_seconds": results["wall_seconds"], "params": results["params"], "model": results["type"],
             "evaluations": evals}
+
+
+def cli_main(run, description: str | None) -> None:
+    """The command line a benchmark module shares with the others: --quick, --models; prints its table."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="a smoke run: few steps, small inputs")
+    p.add_argument("--models", nargs="*", help="only these models (registry names, or config names for quality)")
+    args = p.parse_args()
+    print(run(args.quick, models=args.models)["table"])
