@@ -23,7 +23,7 @@ from . import config as C
 from .data import PAD, Dataset, Split, Vocab, encode_items, load_dataset
 from .models import Model, create_model
 from .runs import setup_torch
-from .train import make_optimizer
+from .train import Batches, make_optimizer
 
 INITIAL_LOSS_SLACK = 0.1  # warn when the first loss is more than 10% above ln(V)
 OVERFIT_TOLERANCE = 0.05  # nats above the batch's floor that still count as "near zero"
@@ -50,21 +50,16 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> tuple[bool, float]:
     return math.isfinite(diff) and diff <= MATCH_TOLERANCE * scale, diff
 
 
-def random_batch(split: Split, model: Model, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """n random training examples, as training draws them: windows (window models) or whole items."""
-    device = split.x.device
-    if model.kind == "window":
-        windows = split.windows(model.block_size)
-        return windows.get(torch.randint(len(windows), (n,), generator=generator).to(device))
-    sel = torch.randperm(len(split), generator=generator)[:n].to(device)
-    return split.x[sel], split.y[sel]
+def random_batch(split: Split, model: Model, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n random training examples, drawn exactly as the training loop draws them."""
+    return Batches(split, model, n, seed).next()
 
 
-def overfit_batch(split: Split, model: Model, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def overfit_batch(split: Split, model: Model, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """n examples to overfit: windows with distinct contexts (so zero loss is reachable), or whole items."""
     if model.kind != "window":
-        return random_batch(split, model, n, generator)
-    x, y = random_batch(split, model, 50 * n, generator)
+        return random_batch(split, model, n, seed)
+    x, y = random_batch(split, model, 50 * n, seed)
     keep, seen = [], set()
     for i, row in enumerate(x.tolist()):
         if tuple(row) not in seen:
@@ -94,8 +89,7 @@ def check_initial_loss(model: Model, data: Dataset, batch_size: int = 512, seed:
     name = "initial loss"
     if not model.trainable:
         return CheckResult(name, "skip", "count model: fitted by counting, it has no initialization to check")
-    gen = torch.Generator().manual_seed(seed)
-    x, y = random_batch(data.train, model, batch_size, gen)
+    x, y = random_batch(data.train, model, batch_size, seed)
     model.train()  # as the first training step sees it
     loss = model(x, y)[1].item()
     expected = math.log(model.vocab_size)
@@ -181,7 +175,7 @@ def check_overfit(model: Model, data: Dataset, train_cfg: C.TrainConfig, n: int 
     if not model.trainable:
         return CheckResult(name, "skip", "count model: nothing is trained by gradient descent")
     n = n or (32 if model.kind == "window" else 8)
-    x, y = overfit_batch(data.train, model, n, torch.Generator().manual_seed(seed))
+    x, y = overfit_batch(data.train, model, n, seed)
     floor = loss_floor(x.cpu(), y.cpu(), model.kind)
     tc = replace(train_cfg, weight_decay=0.0)
     optimizer = make_optimizer(model, tc)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__, checks, compare, diagnostics, lrfind, sweep
 from .checkpoint import CheckpointError
-from .config import ConfigError, SampleConfig, parse_override
+from .config import ConfigError, parse_override
 from .data import DataError
 from .models import MODELS, ModelConfigError
 from .plots import require_matplotlib
@@ -104,7 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if getattr(args, "plots", False):
         for path in diagnostics.draw(cfg.work_dir):
             print(f"wrote {path}")
-    for word, origin in sample_run(cfg.work_dir, sample=SampleConfig(num=10, seed=cfg.seed, top_k=cfg.sample.top_k)):
+    for word, origin in results["samples"]:
         print(f"  {word:20s} {origin}")
     return 0
 

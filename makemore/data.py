@@ -6,6 +6,7 @@ training does no per-example Python work. Imports nothing from the package.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass, field
 from importlib import resources
@@ -204,6 +205,11 @@ class Dataset:
             return self
         moved = [Split(s.name, s.items, s.x.to(device), s.y.to(device)) for s in self.splits.values()]
         return Dataset(self.vocab, *moved, duplicates=self.duplicates)
+
+    @functools.cached_property
+    def item_sets(self) -> tuple[set[str], set[str]]:
+        """The train items and the held-out (dev and test) items, as sets for tagging samples."""
+        return set(self.train.items), set(self.dev.items) | set(self.test.items)
 
     @property
     def max_item_length(self) -> int:

@@ -16,7 +16,7 @@ from .data import load_dataset
 from .diagnostics import DIAG_FILE, Diagnostics
 from .evaluate import evaluate
 from .models import MODELS, create_model
-from .sample import generate, tag
+from .sample import generate_tagged
 from .tracking import Tracker
 from .train import train
 
@@ -136,7 +136,9 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
         write(f"  {name:5s} nll {losses[name]['nll']:.4f}  ({losses[name]['bpc']:.4f} bits/char)")
     if result.stopped == "target":
         write(f"time to target dev nll {cfg.train.target_loss}: {results['wall_seconds']:.1f}s wall clock")
-    return results
+    # a few words from the best model, already in memory: no reload, no second encoding of the data
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    return {**results, "samples": generate_tagged(model, data, 10, gen, top_k=cfg.sample.top_k)}
 
 
 def sample_run(work_dir: str | Path, which: str = "model.pt", sample: C.SampleConfig | None = None,
@@ -147,10 +149,8 @@ def sample_run(work_dir: str | Path, which: str = "model.pt", sample: C.SampleCo
     cfg, data, model = checkpoint.restore(state, device)
     s = sample or cfg.sample
     gen = torch.Generator(device=device).manual_seed(s.seed)
-    max_length = s.max_length or 2 * data.max_item_length
-    words = generate(model, data.vocab, s.num, max_length, s.temperature, s.top_k, s.prefix, gen)
-    heldout = set(data.dev.items) | set(data.test.items)
-    return list(zip(words, tag(words, set(data.train.items), heldout)))
+    return generate_tagged(model, data, s.num, gen, s.max_length, temperature=s.temperature, top_k=s.top_k,
+                           prefix=s.prefix)
 
 
 def eval_run(work_dir: str | Path, which: str = "model.pt", device: str = "cpu") -> dict:

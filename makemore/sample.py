@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .data import BOUNDARY, Vocab
+from .data import BOUNDARY, Dataset, Vocab
 from .models import Model
 
 
@@ -61,6 +61,14 @@ def _generate_batch(model, vocab, n, max_length, temperature, top_k, prefix, gen
         model.train()
     body = seq[:, pos:].tolist()
     return [prefix + vocab.decode(ids[: ids.index(BOUNDARY)] if BOUNDARY in ids else ids) for ids in body]
+
+
+def generate_tagged(model: Model, data: Dataset, num: int, generator: torch.Generator,
+                    max_length: int | None = None, **options) -> list[tuple[str, str]]:
+    """generate() on a dataset's vocabulary, each word paired with its origin tag (see tag)."""
+    words = generate(model, data.vocab, num, max_length or 2 * data.max_item_length, generator=generator, **options)
+    train, heldout = data.item_sets
+    return list(zip(words, tag(words, train, heldout)))
 
 
 def tag(words: list[str], train: set[str], heldout: set[str]) -> list[str]:

@@ -16,7 +16,7 @@ from .config import Config, TrainConfig
 from .data import Dataset, Split
 from .evaluate import split_nll
 from .models import Model
-from .sample import generate, tag
+from .sample import generate_tagged
 from .tracking import Tracker
 
 
@@ -106,18 +106,16 @@ def print_samples(model: Model, data: Dataset, cfg: Config, step: int, tracker: 
     if cfg.train.eval_samples == 0:
         return
     gen = torch.Generator(device=model.device).manual_seed(cfg.seed + step)
-    words = generate(model, data.vocab, cfg.train.eval_samples, 2 * data.max_item_length, generator=gen)
-    heldout = set(data.dev.items) | set(data.test.items)
-    tags = tag(words, set(data.train.items), heldout)
-    write("  samples: " + ", ".join(f"{w} ({t})" if t != "new" else w for w, t in zip(words, tags)))
-    tracker.text("samples", "  \n".join(f"{w} ({t})" for w, t in zip(words, tags)), step)
+    pairs = generate_tagged(model, data, cfg.train.eval_samples, gen)
+    write("  samples: " + ", ".join(f"{w} ({t})" if t != "new" else w for w, t in pairs))
+    tracker.text("samples", "  \n".join(f"{w} ({t})" for w, t in pairs), step)
 
 
 def fit_counts(model: Model, data: Dataset, cfg: Config, work_dir: Path, write=print) -> TrainResult:
     """Count models: one counting pass over the train split, then the same checkpoint as any model."""
     t0 = time.perf_counter()
     windows = data.train.windows(model.block_size)
-    model.fit(windows.source[windows.start[:, None] + windows.offsets], windows.targets)
+    model.fit(*windows.get(torch.arange(len(windows), device=windows.start.device)))
     seconds = time.perf_counter() - t0
     dev = split_nll(model, data.dev)
     state = checkpoint.make_state(cfg, data, model, step=0, best_dev_loss=dev)

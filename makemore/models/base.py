@@ -15,6 +15,12 @@ class ModelConfigError(ValueError):
     """A model option that cannot work (e.g. a context the architecture cannot fuse)."""
 
 
+def sizes_problems(config) -> list[str]:
+    """Every size option (an int field) of a model config below 1, as config problems."""
+    return [f"model.{k} must be at least 1, got {v}" for k, v in vars(config).items()
+            if isinstance(v, int) and not isinstance(v, bool) and v < 1]
+
+
 @dataclass
 class NoOptions:
     """Config of a model without options."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Model
+from .base import Model, sizes_problems
 from .layers import BatchNorm1d, Embedding, Linear, Sequential, Tanh
 
 
@@ -24,7 +24,7 @@ class BNMLPConfig:
     """Hidden layers, each Linear (no bias) -> BatchNorm1d -> Tanh."""
 
     def problems(self) -> list[str]:
-        return [f"model.{k} must be at least 1, got {v}" for k, v in vars(self).items() if v < 1]
+        return sizes_problems(self)
 
 
 class BNMLP(Model):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Model
+from .base import Model, sizes_problems
 from .layers import Embedding
 
 
@@ -23,7 +23,7 @@ class MLPConfig:
     """Width of the hidden tanh layer."""
 
     def problems(self) -> list[str]:
-        return [f"model.{k} must be at least 1, got {v}" for k, v in vars(self).items() if v < 1]
+        return sizes_problems(self)
 
 
 class MLP(Model):

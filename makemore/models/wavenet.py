@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Model, ModelConfigError
+from .base import Model, ModelConfigError, sizes_problems
 from .layers import BatchNorm1d, Embedding, FlattenConsecutive, Linear, Sequential, Tanh
 
 
@@ -24,7 +24,7 @@ class WaveNetConfig:
     """Fusion levels, each FlattenConsecutive(2) -> Linear (no bias) -> BatchNorm1d -> Tanh."""
 
     def problems(self) -> list[str]:
-        out = [f"model.{k} must be at least 1, got {v}" for k, v in vars(self).items() if v < 1]
+        out = sizes_problems(self)
         if not out and self.block_size != 2**self.n_layer:
             bs, nl = self.block_size, self.n_layer
             hint = f", or keep block_size {bs} with n_layer {bs.bit_length() - 1}" if bs & (bs - 1) == 0 else ""
