@@ -79,7 +79,7 @@ def run(quick: bool = False, results_dir: Path | None = None, input: str | Path 
     cfg = makemore_config(model, data) if setting == "makemore" else shipped_config(model)
     cfg.train.max_steps = cfg.train.eval_interval = 10**9
     torch.manual_seed(cfg.seed)
-    net = create_model(cfg.model_type, cfg.model, data.vocab.size)
+    net = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
     warmup, steps = (2, 2) if quick else (10, 5)
     obs = ProfilingObserver(warmup, steps)
     with tempfile.TemporaryDirectory() as work_dir, torch_threads(cfg.train.threads) as threads:

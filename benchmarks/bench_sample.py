@@ -31,7 +31,7 @@ def trained_model(model_type: str, data: Dataset, steps: int, seconds: float = 6
     cfg = shipped_config(model_type, {"train.eval_samples": 0, "train.target_loss": None})
     cfg.train.eval_interval = cfg.train.max_steps  # no dev evaluation on the way
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model_type, cfg.model, data.vocab.size)
+    model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
     with tempfile.TemporaryDirectory() as work_dir:
         try:
             timer = StepTimer(warmup=0, max_steps=steps, min_steps=1, seconds=seconds)

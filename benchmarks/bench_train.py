@@ -25,6 +25,7 @@ from .common import (
     StepTimer,
     cli_main,
     fmt,
+    is_sequence,
     load_names,
     makemore_config,
     median,
@@ -67,8 +68,9 @@ def measure(model_type: str, setting: str, data: Dataset, peak_gflops: float, qu
     """Throughput, FLOPs and MFU of one model at one setting."""
     cfg = shipped_config(model_type) if setting == "shipped" else makemore_config(model_type, data)
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model_type, cfg.model, data.vocab.size)
-    row = {"model": model_type, "setting": setting, "kind": model.kind, "params": model.num_params(),
+    model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
+    kind = "sequence" if is_sequence(model_type) else "window"
+    row = {"model": model_type, "setting": setting, "kind": kind, "params": model.num_params(),
            "batch_size": cfg.train.batch_size, "model_config": vars(cfg.model).copy(),
            "compile": cfg.train.compile}
     if not model.trainable:

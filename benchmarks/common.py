@@ -20,7 +20,7 @@ import torch
 
 from makemore.config import Config
 from makemore.data import Dataset, load_dataset
-from makemore.models import MODELS, create_model
+from makemore.models import MODELS, SequenceModel, create_model
 from makemore.runs import build_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,9 +109,14 @@ def shipped_config(model_type: str, overrides: dict | None = None) -> Config:
     return build_config(str(path) if path.exists() else None, raw)
 
 
+def is_sequence(model_type: str) -> bool:
+    """Whether the model reads whole items (B, T) rather than context windows."""
+    return issubclass(MODELS[model_type], SequenceModel)
+
+
 def words_batch(data: Dataset, model_type: str, words: int = MAKEMORE_WORDS) -> int:
     """Batch size equal to `words` words: whole items for sequence models, their target characters for window ones."""
-    if MODELS[model_type].kind == "sequence":
+    if is_sequence(model_type):
         return words
     return round(words * targets_per_item(data))
 
@@ -131,7 +136,8 @@ def makemore_config(model_type: str, data: Dataset, overrides: dict | None = Non
     while True:  # drop options the architecture refuses (e.g. a block size it cannot fuse), block size first
         try:
             cfg = shipped_config(model_type, {**{f"model.{k}": MAKEMORE_MODEL[k] for k in keys}, **base})
-            create_model(cfg.model_type, cfg.model, data.vocab.size)  # some options are only checked here
+            # some options are only checked when the model is built
+            create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
             return cfg
         except ValueError:
             if not keys:
@@ -141,7 +147,7 @@ def makemore_config(model_type: str, data: Dataset, overrides: dict | None = Non
 
 def target_chars_per_step(model_type: str, batch_size: int, data: Dataset) -> float:
     """Real characters predicted a step: one a window, or each item's characters plus its end marker."""
-    if MODELS[model_type].kind == "sequence":
+    if is_sequence(model_type):
         return batch_size * targets_per_item(data)
     return float(batch_size)
 

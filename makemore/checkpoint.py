@@ -142,7 +142,7 @@ def restore(state: dict, device: str = "cpu") -> tuple[C.Config, Dataset, Model]
     except DataError:
         raise CheckpointError("the checkpoint's items have characters its vocabulary lacks; the file is damaged, "
                               "use another checkpoint or train again") from None
-    model = create_model(cfg.model_type, cfg.model, vocab.size)
+    model = create_model(cfg.model_type, cfg.model, vocab.size, data.max_item_length)
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, TypeError, AttributeError):

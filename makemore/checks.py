@@ -56,9 +56,7 @@ def random_batch(split: Split, model: Model, n: int, seed: int) -> tuple[torch.T
 
 
 def overfit_batch(split: Split, model: Model, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """n examples to overfit: windows with distinct contexts (so zero loss is reachable), or whole items."""
-    if model.kind != "window":
-        return random_batch(split, model, n, seed)
+    """n examples with distinct inputs (so the floor is reachable and low), drawn as training draws them."""
     x, y = random_batch(split, model, 50 * n, seed)
     keep, seen = [], set()
     for i, row in enumerate(x.tolist()):
@@ -71,11 +69,15 @@ def overfit_batch(split: Split, model: Model, n: int, seed: int) -> tuple[torch.
     return x[keep], y[keep]
 
 
-def loss_floor(x: torch.Tensor, y: torch.Tensor, kind: str) -> float:
-    """The lowest mean loss any model can reach on this batch: the entropy of targets given identical contexts."""
+def loss_floor(x: torch.Tensor, y: torch.Tensor) -> float:
+    """The lowest mean loss any model can reach on this batch: the entropy of targets given identical contexts.
+
+    A window example (y of shape (n,)) has its window as context; a whole item (y of shape (n, T))
+    has, at each position, everything up to it.
+    """
     pairs = []
     for xs, ys in zip(x.tolist(), y.tolist()):
-        if kind == "window":
+        if isinstance(ys, int):
             pairs.append((tuple(xs), ys))
         else:
             pairs += [(tuple(xs[: t + 1]), yt) for t, yt in enumerate(ys) if yt != PAD]
@@ -102,16 +104,13 @@ def check_initial_loss(model: Model, data: Dataset, batch_size: int = 512, seed:
 
 @torch.no_grad()
 def position_logits(model: Model, items: list[str], vocab: Vocab) -> list[torch.Tensor]:
-    """Each item's predictions at every position, (len + 1, V), in eval mode, through the training encoding."""
+    """Each item's predictions at every position, (len + 1, V), through the training encoding and examples."""
     x, y = encode_items(items, vocab)
-    x, y = x.to(model.device), y.to(model.device)
-    sizes = [len(s) + 1 for s in items]
-    if model.kind == "window":
-        windows = Split("check", items, x, y).windows(model.block_size)  # item by item, position by position
-        logits, _ = model(windows.get(torch.arange(len(windows), device=x.device))[0])
-        return list(logits.split(sizes))
-    logits, _ = model(x)
-    return [logits[i, :n] for i, n in enumerate(sizes)]
+    examples = model.examples(Split("check", items, x.to(model.device), y.to(model.device)))
+    x, y = examples.get(torch.arange(len(examples), device=model.device))
+    logits = model(x)[0]
+    real = logits.reshape(-1, logits.size(-1))[y.reshape(-1) != PAD]  # item by item, position by position
+    return list(real.split([len(s) + 1 for s in items]))
 
 
 def check_causality(model: Model, data: Dataset, num_items: int = 8) -> CheckResult:
@@ -146,11 +145,8 @@ def check_causality(model: Model, data: Dataset, num_items: int = 8) -> CheckRes
 def check_batch_independence(model: Model, data: Dataset, n: int = 32) -> CheckResult:
     """In eval mode: the batch at once, one example at a time, and reversed, give the same logits."""
     name = "batch independence"
-    if model.kind == "window":
-        windows = data.dev.windows(model.block_size)
-        x = windows.get(torch.arange(min(n, len(windows)), device=data.dev.x.device))[0]
-    else:
-        x = data.dev.x[:n]
+    examples = model.examples(data.dev)
+    x = examples.get(torch.arange(min(n, len(examples)), device=data.dev.x.device))[0]
     was_training = model.training
     model.eval()
     whole = model(x)[0]
@@ -174,9 +170,10 @@ def check_overfit(model: Model, data: Dataset, train_cfg: C.TrainConfig, n: int 
     name = "overfit one batch"
     if not model.trainable:
         return CheckResult(name, "skip", "count model: nothing is trained by gradient descent")
-    n = n or (32 if model.kind == "window" else 8)
+    examples = model.examples(data.train)
+    n = n or (32 if examples.width == 1 else 8)  # windows, or whole items
     x, y = overfit_batch(data.train, model, n, seed)
-    floor = loss_floor(x.cpu(), y.cpu(), model.kind)
+    floor = loss_floor(x.cpu(), y.cpu())
     tc = replace(train_cfg, weight_decay=0.0)
     optimizer = make_optimizer(model, tc)
     model.train()
@@ -193,7 +190,7 @@ def check_overfit(model: Model, data: Dataset, train_cfg: C.TrainConfig, n: int 
             first = loss if first is None else first
             if not math.isfinite(loss) or loss <= floor + OVERFIT_TOLERANCE:
                 break
-    what = "windows" if model.kind == "window" else "items"
+    what = "windows" if y.dim() == 1 else "items"
     detail = (f"{len(x)} {what}: loss {first:.3f} -> {loss:.4f} in {step} steps (floor {floor:.4f}; "
               f"{tc.optimizer} lr {tc.lr:g})")
     if math.isfinite(loss) and loss <= floor + OVERFIT_TOLERANCE:
@@ -205,8 +202,8 @@ def check_overfit(model: Model, data: Dataset, train_cfg: C.TrainConfig, n: int 
 def run_checks(model: Model, data: Dataset, train_cfg: C.TrainConfig, overfit_steps: int = 1000) -> list[CheckResult]:
     """Every check, on an untrained model (count models are fitted first); the last one trains the model."""
     if not model.trainable:
-        windows = data.train.windows(model.block_size)
-        model.fit(windows.get(torch.arange(len(windows), device=data.train.x.device))[0], windows.targets)
+        examples = model.examples(data.train)
+        model.fit(*examples.get(torch.arange(len(examples), device=data.train.x.device)))
     checks = [("initial loss", lambda: check_initial_loss(model, data)),
               ("causality", lambda: check_causality(model, data)),
               ("batch independence", lambda: check_batch_independence(model, data)),
@@ -228,7 +225,7 @@ def check_config(cfg: C.Config, overfit_steps: int = 1000, write=print) -> tuple
     data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
                         cfg.data.dev_fraction, cfg.data.test_fraction, warn=write)
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model_type, cfg.model, data.vocab.size)
+    model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
     device = torch.device(cfg.train.device)
     data, model = data.to(device), model.to(device)
     return model, run_checks(model, data, cfg.train, overfit_steps)

@@ -28,7 +28,8 @@ CONFIG_FLAGS = {
     "input": "data.input", "encoding": "data.encoding", "max_length": "data.max_length",
     "split_seed": "data.seed", "work_dir": "work_dir", "type": "model.type",
     "block_size": "model.block_size", "n_embd": "model.n_embd", "n_embd2": "model.n_embd2",
-    "n_layer": "model.n_layer", "optimizer": "train.optimizer", "learning_rate": "train.lr",
+    "n_layer": "model.n_layer", "n_head": "model.n_head", "dropout": "model.dropout",
+    "optimizer": "train.optimizer", "learning_rate": "train.lr",
     "weight_decay": "train.weight_decay", "schedule": "train.schedule", "warmup_steps": "train.warmup_steps",
     "batch_size": "train.batch_size", "max_steps": "train.max_steps", "grad_clip": "train.grad_clip",
     "eval_interval": "train.eval_interval", "target_loss": "train.target_loss", "device": "train.device",
@@ -51,7 +52,9 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--block-size", type=int, help="characters of context")
     g.add_argument("--n-embd", type=int, help="embedding size")
     g.add_argument("--n-embd2", type=int, help="hidden layer width")
-    g.add_argument("--n-layer", type=int, help="hidden layers")
+    g.add_argument("--n-layer", type=int, help="layers")
+    g.add_argument("--n-head", type=int, help="attention heads (transformer)")
+    g.add_argument("--dropout", type=float, help="dropout probability, in [0, 1)")
     g = p.add_argument_group("training")
     g.add_argument("-o", "--work-dir", help="run folder for checkpoints, logs and results (default out)")
     g.add_argument("--seed", type=int, help="seed of the split, initialization, batches and samples")

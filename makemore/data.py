@@ -141,14 +141,35 @@ class Windows:
     def __len__(self) -> int:
         return len(self.targets)
 
+    width = 1  # targets per example
+
     def get(self, sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Contexts (n, block_size) and targets (n,) of the windows numbered sel."""
         return self.source[self.start[sel, None] + self.offsets], self.targets[sel]
 
 
 @dataclass
+class Sequences:
+    """Whole items as examples: inputs (n, T) and targets (n, T), padding targets -1."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def width(self) -> int:
+        """Targets per example (padding included)."""
+        return self.x.size(1)
+
+    def get(self, sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[sel], self.y[sel]
+
+
+@dataclass
 class Split:
-    """One split's items and their encoding, serving both window and whole-sequence batches."""
+    """One split's items and their encoding, serving both window and whole-sequence examples."""
 
     name: str
     items: list[str]
@@ -173,8 +194,12 @@ class Split:
             stride = width + block_size - 1
             self._windows[block_size] = Windows(
                 source=padded.reshape(-1), start=rows * stride + cols,
-                targets=self.y[rows, cols], offsets=torch.arange(block_size))
+                targets=self.y[rows, cols], offsets=torch.arange(block_size, device=self.x.device))
         return self._windows[block_size]
+
+    def sequences(self) -> Sequences:
+        """The split as whole items."""
+        return Sequences(self.x, self.y)
 
 
 @dataclass

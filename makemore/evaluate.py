@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from .data import PAD, Dataset, Split
 from .models import Model
 
-EVAL_BATCH = 32_768  # windows (or items x positions) per forward pass; any value gives the same sum
+EVAL_BATCH = 32_768  # targets (windows, or items x positions) per forward pass; any value gives the same sum
 
 
 @torch.inference_mode()
@@ -24,20 +24,16 @@ def split_nll(model: Model, split: Split, batch_size: int = EVAL_BATCH) -> float
     model.eval()
     device = model.device
     total = torch.zeros((), dtype=torch.float64, device=device)
-    if model.kind == "window":
-        windows = split.windows(model.block_size)
-        for start in range(0, len(windows), batch_size):
-            x, y = windows.get(torch.arange(start, min(start + batch_size, len(windows)), device=device))
-            logits, _ = model(x)  # (b, V)
-            total += F.cross_entropy(logits.float(), y, reduction="sum").double()
-    else:
-        rows_per_batch = max(1, batch_size // split.x.size(1))
-        for start in range(0, len(split), rows_per_batch):
-            x, y = split.x[start:start + rows_per_batch], split.y[start:start + rows_per_batch]
-            logits, _ = model(x)  # (b, T, V)
-            total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=PAD,
+    examples = model.examples(split)
+    rows = max(1, batch_size // examples.width)
+    try:
+        for start in range(0, len(examples), rows):
+            x, y = examples.get(torch.arange(start, min(start + rows, len(examples)), device=device))
+            logits, _ = model(x)  # (b, V) or (b, T, V)
+            total += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=PAD,
                                      reduction="sum").double()
-    model.train(was_training)
+    finally:
+        model.train(was_training)
     return total.item() / split.num_targets
 
 

@@ -123,7 +123,7 @@ def lr_find(cfg: C.Config, lr_min: float = 1e-5, lr_max: float = 1.0, steps: int
     data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
                         cfg.data.dev_fraction, cfg.data.test_fraction, warn=write)
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model_type, cfg.model, data.vocab.size)
+    model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
     if not model.trainable or not any(p.requires_grad for p in model.parameters()):
         raise C.ConfigError(f"{cfg.model_type} is fitted by counting, not by gradient descent: "
                             f"it has no learning rate to find")

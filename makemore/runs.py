@@ -89,7 +89,7 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
         data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
                             cfg.data.dev_fraction, cfg.data.test_fraction, warn=warn)
         torch.manual_seed(cfg.seed)
-        model = create_model(cfg.model_type, cfg.model, data.vocab.size)
+        model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
     prepare_work_dir(work_dir, resume, overwrite)
     if resume:
         state = checkpoint.load(work_dir / "last.pt")

@@ -1,4 +1,4 @@
-"""The one sampler: batched generation for every model, with temperature, top-k and a prefix."""
+"""The one sampler: batched generation for every model, one loop over the model's step()."""
 
 from __future__ import annotations
 
@@ -12,54 +12,69 @@ class SampleError(ValueError):
     """A sampling request that cannot be served (e.g. a prefix with unknown characters)."""
 
 
+def draw(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+         generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row of logits (n, V), drawn from softmax(logits / temperature) over the top k."""
+    logits = logits.float() if temperature == 1.0 else logits.float() / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    # Gumbel-max: argmax(logits - log E), E ~ Exp(1), draws from softmax(logits) without a softmax
+    noise = torch.empty_like(logits).exponential_(generator=generator)
+    return (logits - noise.log_()).argmax(dim=-1)  # (n,)
+
+
 @torch.inference_mode()
 def generate(model: Model, vocab: Vocab, num: int, max_length: int, temperature: float = 1.0,
              top_k: int | None = None, prefix: str = "", generator: torch.Generator | None = None,
              batch_size: int = 16_384) -> list[str]:
-    """num words, each starting with prefix, drawn in batches; a word ends at the boundary token."""
+    """num words, each starting with prefix, drawn in batches; a word ends at the boundary token.
+
+    A word is cut at max_length characters, or sooner where the model can read no more positions.
+    """
     unknown = vocab.unknown(prefix)
     if unknown:
         raise SampleError(f"prefix {prefix!r} has characters not in the vocabulary: {''.join(unknown)!r}; "
                           f"use only characters of the training data")
-    words = []
-    for start in range(0, num, batch_size):
-        words += _generate_batch(model, vocab, min(batch_size, num - start), max_length, temperature,
-                                 top_k, prefix, generator)
+    limit = model.context_limit
+    if limit is not None:
+        if len(prefix) >= limit:
+            raise SampleError(f"prefix {prefix!r} has {len(prefix)} characters, but this model reads at most "
+                              f"{limit - 1}: use a shorter prefix")
+        max_length = min(max_length, limit - 1)
+    was_training = model.training
+    if was_training:  # batch norm must use running statistics: a sample must not depend on its batch-mates
+        model.eval()  # (only when needed: switching walks every module, which costs as much as a word)
+    try:
+        words = []
+        for start in range(0, num, batch_size):
+            words += _generate_batch(model, vocab, min(batch_size, num - start), max_length, temperature,
+                                     top_k, prefix, generator)
+    finally:
+        if was_training:
+            model.train()
     return words
 
 
 def _generate_batch(model, vocab, n, max_length, temperature, top_k, prefix, generator):
-    was_training = model.training
-    if was_training:  # batch norm must use running statistics: a sample must not depend on its batch-mates
-        model.eval()  # (only when needed: switching walks every module, which costs as much as a word)
     device = model.device
-    start = torch.tensor([BOUNDARY] + vocab.encode(prefix), device=device)
-    new = max(0, max_length - len(prefix))
-    # the whole sequence so far; a window model reads only its last block_size characters
-    seq = torch.cat([start.expand(n, -1), start.new_zeros(n, new)], dim=1)  # (n, 1 + P + new)
-    if model.kind == "window":
-        seq = torch.cat([seq.new_zeros(n, model.block_size - 1), seq], dim=1)
-    pos = seq.size(1) - new
+    start = [BOUNDARY] + vocab.encode(prefix)
+    state = model.init_state(n)
+    for token in start[:-1]:  # read the prefix; only the prediction after its last character is drawn from
+        _, state = model.step(torch.full((n,), token, device=device), state)
+    tokens = torch.full((n,), start[-1], device=device)
+    out = torch.zeros(n, max(0, max_length - len(prefix)), dtype=torch.long, device=device)
     alive = torch.arange(n, device=device)  # rows still writing; finished words cost nothing more
-    for t in range(pos, seq.size(1)):
-        if model.kind == "window":
-            logits, _ = model(seq[alive, t - model.block_size:t])  # (a, block_size) -> (a, V)
-        else:
-            logits = model(seq[alive, :t])[0][:, -1]  # (a, t) -> (a, t, V) -> (a, V)
-        logits = logits.float() if temperature == 1.0 else logits.float() / temperature
-        if top_k is not None and top_k < logits.size(-1):
-            kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        # Gumbel-max: argmax(logits - log E), E ~ Exp(1), draws from softmax(logits) without a softmax
-        noise = torch.empty_like(logits).exponential_(generator=generator)
-        nxt = (logits - noise.log_()).argmax(dim=-1)  # (a,)
-        seq[alive, t] = nxt
-        alive = alive[nxt != BOUNDARY]
-        if len(alive) == 0:
-            break
-    if was_training:
-        model.train()
-    body = seq[:, pos:].tolist()
+    for t in range(out.size(1)):
+        logits, state = model.step(tokens, state)  # (a, V)
+        tokens = draw(logits, temperature, top_k, generator)  # (a,)
+        out[alive, t] = tokens
+        going = (tokens != BOUNDARY).nonzero().squeeze(1)
+        if len(going) < len(alive):
+            if len(going) == 0:
+                break
+            alive, tokens, state = alive[going], tokens[going], model.keep(state, going)
+    body = out.tolist()
     return [prefix + vocab.decode(ids[: ids.index(BOUNDARY)] if BOUNDARY in ids else ids) for ids in body]
 
 

@@ -61,19 +61,16 @@ def make_optimizer(model: Model, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 class Batches:
-    """Random training batches drawn by tensor indexing from a seeded generator."""
+    """Random training batches of the model's examples, drawn by tensor indexing from a seeded generator."""
 
     def __init__(self, split: Split, model: Model, batch_size: int, seed: int):
-        self.split, self.batch_size = split, batch_size
-        self.windows = split.windows(model.block_size) if model.kind == "window" else None
+        self.examples, self.batch_size = model.examples(split), batch_size
         self.generator = torch.Generator(device=split.x.device).manual_seed(seed)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        n = len(self.windows) if self.windows is not None else len(self.split)
-        sel = torch.randint(n, (self.batch_size,), generator=self.generator, device=self.generator.device)
-        if self.windows is not None:
-            return self.windows.get(sel)  # (B, block_size), (B,)
-        return self.split.x[sel], self.split.y[sel]  # (B, T), (B, T)
+        sel = torch.randint(len(self.examples), (self.batch_size,), generator=self.generator,
+                            device=self.generator.device)
+        return self.examples.get(sel)  # windows (B, block_size), (B,) or items (B, T), (B, T)
 
 
 class StopRequest:
@@ -114,8 +111,8 @@ def print_samples(model: Model, data: Dataset, cfg: Config, step: int, tracker: 
 def fit_counts(model: Model, data: Dataset, cfg: Config, work_dir: Path, write=print) -> TrainResult:
     """Count models: one counting pass over the train split, then the same checkpoint as any model."""
     t0 = time.perf_counter()
-    windows = data.train.windows(model.block_size)
-    model.fit(*windows.get(torch.arange(len(windows), device=windows.start.device)))
+    examples = model.examples(data.train)
+    model.fit(*examples.get(torch.arange(len(examples), device=data.train.x.device)))
     seconds = time.perf_counter() - t0
     dev = split_nll(model, data.dev)
     state = checkpoint.make_state(cfg, data, model, step=0, best_dev_loss=dev)

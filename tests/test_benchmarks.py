@@ -21,7 +21,7 @@ from benchmarks import (
     run_all,
 )
 from benchmarks.common import Enough, StepTimer, makemore_config, words_batch
-from makemore.models import MODELS
+from makemore.models import MODELS, WindowModel
 
 
 def positive(x) -> bool:
@@ -62,7 +62,7 @@ def test_train_covers_every_model_at_both_settings(tmp_path, tiny_file):
 
 
 def test_makemore_setting_is_32_words(tiny_data):
-    window = next(m for m, cls in MODELS.items() if cls.kind == "window" and cls.trainable)
+    window = next(m for m, cls in MODELS.items() if issubclass(cls, WindowModel) and cls.trainable)
     per_item = tiny_data.train.num_targets / len(tiny_data.train)
     assert words_batch(tiny_data, window) == round(32 * per_item)
     assert makemore_config("mlp", tiny_data).train.batch_size == round(32 * per_item)

@@ -12,18 +12,16 @@ from torch import nn
 
 from makemore import checks
 from makemore.cli import main
-from makemore.models import MODELS, Model
+from makemore.models import MODELS, SequenceModel, WindowModel
 from makemore.runs import build_config
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 
 
-class Peek(Model):
+class Peek(SequenceModel):
     """A sequence model whose prediction at position t also reads the input at t + 1: the next character."""
 
-    kind = "sequence"
-
-    def __init__(self, config, vocab_size: int):
+    def __init__(self, config, vocab_size: int, max_length=None):
         super().__init__(config, vocab_size)
         self.now = nn.Embedding(vocab_size, vocab_size)
         self.next = nn.Embedding(vocab_size, vocab_size)
@@ -37,10 +35,10 @@ class Peek(Model):
         return logits, self.loss(logits, targets)
 
 
-class BatchStatsInEval(Model):
+class BatchStatsInEval(WindowModel):
     """A window model whose normalization always uses the batch's statistics, even in eval mode."""
 
-    def __init__(self, config, vocab_size: int):
+    def __init__(self, config, vocab_size: int, max_length=None):
         super().__init__(config, vocab_size)
         self.wte = nn.Embedding(vocab_size, 8)
         self.head = nn.Linear(8, vocab_size)
@@ -52,10 +50,10 @@ class BatchStatsInEval(Model):
         return logits, self.loss(logits, targets)
 
 
-class Overconfident(Model):
+class Overconfident(WindowModel):
     """Logits a hundred times too large at initialization; and a bug: only a bias can learn."""
 
-    def __init__(self, config, vocab_size: int):
+    def __init__(self, config, vocab_size: int, max_length=None):
         super().__init__(config, vocab_size)
         self.table = nn.Parameter(torch.randn(vocab_size, vocab_size) * 100)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
@@ -115,10 +113,10 @@ def test_every_shipped_config_passes(path, tiny_file):
 
 def test_loss_floor_counts_identical_contexts():
     x = torch.tensor([[1, 2], [1, 2], [3, 4]])
-    assert checks.loss_floor(x, torch.tensor([5, 6, 7]), "window") == pytest.approx(2 * math.log(2) / 3)
-    assert checks.loss_floor(x, torch.tensor([5, 5, 7]), "window") == 0.0
+    assert checks.loss_floor(x, torch.tensor([5, 6, 7])) == pytest.approx(2 * math.log(2) / 3)
+    assert checks.loss_floor(x, torch.tensor([5, 5, 7])) == 0.0
     seq_x, seq_y = torch.tensor([[0, 1], [0, 2]]), torch.tensor([[1, 0], [2, -1]])
-    assert checks.loss_floor(seq_x, seq_y, "sequence") == pytest.approx(2 * math.log(2) / 3)
+    assert checks.loss_floor(seq_x, seq_y) == pytest.approx(2 * math.log(2) / 3)
 
 
 def test_cli_prints_each_check_and_fails_the_broken_model(tmp_path, tiny_file, monkeypatch, capsys):

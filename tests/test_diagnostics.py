@@ -13,7 +13,7 @@ from torch import nn
 
 from makemore import diagnostics as D
 from makemore.cli import main
-from makemore.models import MODELS, Model
+from makemore.models import MODELS, WindowModel
 from makemore.plots import PlotError, require_matplotlib
 from makemore.runs import train_run
 
@@ -25,12 +25,12 @@ class TinyBNConfig:
     n_hidden: int = 16
 
 
-class TinyBN(Model):
+class TinyBN(WindowModel):
     """Embedding -> Linear -> BatchNorm1d -> Tanh -> Linear, from torch.nn's own layers."""
 
     Config = TinyBNConfig
 
-    def __init__(self, config: TinyBNConfig, vocab_size: int):
+    def __init__(self, config: TinyBNConfig, vocab_size: int, max_length=None):
         super().__init__(config, vocab_size)
         c = config
         self.wte = nn.Embedding(vocab_size, c.n_embd)

@@ -12,15 +12,15 @@ from torch import nn
 
 from makemore import lrfind
 from makemore.config import ConfigError
-from makemore.models import MODELS, Model
+from makemore.models import MODELS, WindowModel
 
 A = 10.0  # curvature of the synthetic loss: plain SGD diverges exactly above lr = 2 / A
 
 
-class Quadratic(Model):
+class Quadratic(WindowModel):
     """loss = A/2 * |w|^2, whatever the batch: each SGD step multiplies w by (1 - lr * A)."""
 
-    def __init__(self, config, vocab_size: int):
+    def __init__(self, config, vocab_size: int, max_length=None):
         super().__init__(config, vocab_size)
         self.w = nn.Parameter(torch.ones(4))
 

@@ -8,7 +8,7 @@ import torch
 from makemore import checkpoint
 from makemore.data import Dataset
 from makemore.evaluate import split_nll
-from makemore.models import MODELS, Model, create_model
+from makemore.models import MODELS, Model, SequenceModel, WindowModel, create_model
 from makemore.runs import build_config
 from makemore.train import train
 from tests.conftest import quick_config
@@ -16,19 +16,17 @@ from tests.conftest import quick_config
 SMALL = {"block_size": 4, "n_embd": 8, "n_embd2": 32, "n_layer": 2}  # applied where a model has the option
 
 
-def small_model(model_type: str, vocab_size: int) -> Model:
+def small_model(model_type: str, vocab_size: int, max_length: int = 15) -> Model:
     """The registered model at a test-friendly size, built through the config like the CLI does."""
     options = MODELS[model_type].Config.__dataclass_fields__
     overrides = {f"model.{k}": v for k, v in SMALL.items() if k in options}
     cfg = build_config(overrides={"model.type": model_type, **overrides})
     torch.manual_seed(0)
-    return create_model(model_type, cfg.model, vocab_size)
+    return create_model(model_type, cfg.model, vocab_size, max_length)
 
 
 def batch(model: Model, data: Dataset, n: int = 16):
-    if model.kind == "window":
-        return data.train.windows(model.block_size).get(torch.arange(n))
-    return data.train.x[:n], data.train.y[:n]
+    return model.examples(data.train).get(torch.arange(n))
 
 
 @pytest.mark.parametrize("model_type", sorted(MODELS))
@@ -36,7 +34,7 @@ def test_output_shapes(model_type, tiny_data):
     model = small_model(model_type, tiny_data.vocab.size)
     x, y = batch(model, tiny_data)
     logits, loss = model(x, y)
-    expected = (16, tiny_data.vocab.size) if model.kind == "window" else (*x.shape, tiny_data.vocab.size)
+    expected = (16, tiny_data.vocab.size) if isinstance(model, WindowModel) else (*x.shape, tiny_data.vocab.size)
     assert logits.shape == expected
     assert loss.dim() == 0
     assert model(x)[1] is None
@@ -87,10 +85,8 @@ def test_unknown_model_lists_valid_ones():
         create_model("nope", None, 27)
 
 
-class SequenceBigram(Model):
+class SequenceBigram(SequenceModel):
     """A sequence-shaped bigram: logits at every position from the character there."""
-
-    kind = "sequence"
 
     def __init__(self, table: torch.Tensor):
         super().__init__(None, table.size(0))
@@ -109,3 +105,41 @@ def test_loss_per_character_is_the_same_for_windows_and_sequences(tiny_data):
     for split in tiny_data.splits.values():
         assert split_nll(sequence, split) == pytest.approx(split_nll(window, split), rel=1e-6)
         assert split_nll(sequence, split, batch_size=7) == pytest.approx(split_nll(window, split), rel=1e-6)
+
+
+def step_logits(model: Model, items: list[str], vocab) -> list[torch.Tensor]:
+    """Each item's logits (len + 1, V) from generation's step(), finished rows leaving the batch as the sampler does."""
+    from makemore.data import encode_items
+
+    x, _ = encode_items(items, vocab)
+    lengths = torch.tensor([len(s) + 1 for s in items])
+    out = [[] for _ in items]
+    rows = torch.arange(len(items))  # the batch's rows, as indices into items
+    state = model.init_state(len(items))
+    for t in range(int(lengths.max())):
+        logits, state = model.step(x[rows, t], state)
+        for row, logit in zip(rows.tolist(), logits):
+            out[row].append(logit)
+        going = (lengths[rows] > t + 1).nonzero().squeeze(1)
+        rows, state = rows[going], model.keep(state, going)
+    return [torch.stack(rows) for rows in out]
+
+
+@pytest.mark.parametrize("model_type", sorted(MODELS))
+def test_step_by_step_logits_equal_the_full_forward(model_type, tiny_data):
+    from makemore.checks import position_logits
+
+    model = small_model(model_type, tiny_data.vocab.size, tiny_data.max_item_length)
+    examples = model.examples(tiny_data.train)
+    if not model.trainable:
+        model.fit(*examples.get(torch.arange(len(examples))))
+    for p in model.parameters():  # away from the initialization, where zeros can hide a wrong wiring
+        p.data.add_(0.1 * torch.randn_like(p))
+    model.eval()
+    items = sorted(tiny_data.dev.items[:24], key=len) + ["a", max(tiny_data.train.items, key=len)]
+    with torch.no_grad():
+        full = position_logits(model, items, tiny_data.vocab)
+        stepped = step_logits(model, items, tiny_data.vocab)
+    for word, a, b in zip(items, full, stepped):
+        assert a.shape == b.shape, word
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5), (word, (a - b).abs().max().item())

@@ -329,7 +329,7 @@ def fresh_run(tmp_path, tiny_file, name: str, model_type: str = "mlp", **overrid
         "train.eval_samples": 3, "train.warmup_steps": 5, "model.n_embd2": 32, **overrides})
     data = load_dataset(tiny_file, warn=lambda m: None)
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model_type, cfg.model, data.vocab.size)
+    model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
     Path(cfg.work_dir).mkdir(parents=True)
     return cfg, data, model, Path(cfg.work_dir)
 

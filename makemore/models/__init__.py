@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Model, ModelConfigError
+from .base import Model, ModelConfigError, SequenceModel, WindowModel
 from .bigram import Bigram
 from .bnmlp import BNMLP
 from .mlp import MLP
@@ -20,11 +20,11 @@ MODELS: dict[str, type[Model]] = {
 }
 
 
-def create_model(model_type: str, config, vocab_size: int) -> Model:
-    """Instantiate a registered model; an unknown name lists the valid ones."""
+def create_model(model_type: str, config, vocab_size: int, max_length: int | None = None) -> Model:
+    """Instantiate a registered model for a vocabulary and longest item; an unknown name lists the valid ones."""
     if model_type not in MODELS:
         raise ModelConfigError(f"unknown model type {model_type!r} (valid types: {', '.join(sorted(MODELS))})")
-    return MODELS[model_type](config, vocab_size)
+    return MODELS[model_type](config, vocab_size, max_length)
 
 
-__all__ = ["MODELS", "Model", "ModelConfigError", "create_model"]
+__all__ = ["MODELS", "Model", "ModelConfigError", "SequenceModel", "WindowModel", "create_model"]

@@ -1,10 +1,22 @@
-"""The one interface every model implements, and what the spine needs to know about a model."""
+"""The contract every model implements, and what the spine needs to know about a model.
+
+A model owns how it reads a batch and how it generates:
+
+- forward(idx, targets=None) -> (logits, loss), as in makemore.py;
+- examples(split): the split as training/evaluation examples, with len() and get(rows) -> (x, y);
+- init_state(n) and step(tokens, state) -> (logits (n, V), state): generation one character at a
+  time, carrying whatever the model needs (a context window, a hidden state, a key/value cache,
+  per-layer queues); keep(state, rows) drops the rows of finished words.
+
+WindowModel and SequenceModel give the two families their defaults; a model overrides step() to
+carry state instead of re-reading its input.
+"""
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -21,43 +33,71 @@ def sizes_problems(config) -> list[str]:
             if isinstance(v, int) and not isinstance(v, bool) and v < 1]
 
 
+def dropout_problems(config) -> list[str]:
+    """model.dropout outside [0, 1), as a config problem."""
+    p = getattr(config, "dropout", 0.0)
+    return [] if 0 <= p < 1 else [f"model.dropout must be in [0, 1) (0 turns it off), got {p}"]
+
+
 @dataclass
 class NoOptions:
     """Config of a model without options."""
 
 
-class Model(nn.Module):
-    """Base class: forward(idx, targets=None) -> (logits, loss) for every model.
+def keep_rows(state: Any, rows: torch.Tensor) -> Any:
+    """The state of the chosen batch rows: every tensor in it indexed along its first dimension."""
+    if isinstance(state, torch.Tensor):
+        return state[rows]
+    if isinstance(state, (list, tuple)):
+        return type(state)(keep_rows(s, rows) for s in state)
+    if isinstance(state, dict):
+        return {k: keep_rows(v, rows) for k, v in state.items()}
+    return state
 
-    A window model (kind "window") reads idx (B, block_size), the previous characters, and
-    returns logits (B, V) for the next one. A sequence model (kind "sequence") reads idx (B, T)
-    and returns logits (B, T, V), one prediction a position, padding targets marked -1.
-    """
+
+class Model(nn.Module):
+    """Base class: forward(idx, targets=None) -> (logits, loss), examples(split), init_state/step."""
 
     Config: ClassVar[type] = NoOptions
-    kind: ClassVar[str] = "window"
     trainable: ClassVar[bool] = True  # False: fitted by one counting pass (fit), no optimizer
     train_defaults: ClassVar[dict] = {}  # training settings that suit this model, under any config
 
-    def __init__(self, config, vocab_size: int):
+    def __init__(self, config, vocab_size: int, max_length: int | None = None):
         super().__init__()
         self.config = config
         self.vocab_size = vocab_size
-
-    @property
-    def block_size(self) -> int:
-        """Characters of context a window model reads."""
-        return getattr(self.config, "block_size", 1)
+        self.max_length = max_length  # the longest item of the data, when known
 
     @property
     def device(self) -> torch.device:
         return next(itertools.chain(self.parameters(), self.buffers())).device
+
+    @property
+    def context_limit(self) -> int | None:
+        """Most positions (start token included) the model can read in one sequence; None: no limit."""
+        return None
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
         """Mean cross-entropy over real targets (padding, -1, is skipped)."""
         if targets is None:
             return None
         return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+
+    def examples(self, split):
+        """The split as examples: len(), width (targets per example) and get(rows) -> (inputs, targets)."""
+        raise NotImplementedError
+
+    def init_state(self, n: int) -> Any:
+        """Generation state of n fresh words, before the start token is read."""
+        raise NotImplementedError
+
+    def step(self, tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """Read one token per row (n,): logits (n, V) for the next one, and the new state."""
+        raise NotImplementedError
+
+    def keep(self, state: Any, rows: torch.Tensor) -> Any:
+        """The state of the rows still generating (rows index the current batch)."""
+        return keep_rows(state, rows)
 
     def fit(self, contexts: torch.Tensor, targets: torch.Tensor) -> None:
         """Count models: fit from every (context (M, block_size), target (M,)) pair of the train split."""
@@ -66,3 +106,39 @@ class Model(nn.Module):
     def num_params(self) -> int:
         """Learned numbers: parameters, or for a count model its table of probabilities."""
         return sum(p.numel() for p in self.parameters())
+
+
+class WindowModel(Model):
+    """Reads idx (B, block_size), the previous characters, and returns logits (B, V) for the next one."""
+
+    @property
+    def block_size(self) -> int:
+        """Characters of context the model reads."""
+        return getattr(self.config, "block_size", 1)
+
+    def examples(self, split):
+        return split.windows(self.block_size)
+
+    def init_state(self, n: int) -> torch.Tensor:
+        return torch.zeros(n, self.block_size, dtype=torch.long, device=self.device)  # all word boundaries
+
+    def step(self, tokens, state):
+        window = torch.cat([state[:, 1:], tokens[:, None]], dim=1)  # the rolling context window
+        return self(window)[0], window
+
+
+class SequenceModel(Model):
+    """Reads idx (B, T) and returns logits (B, T, V), one prediction a position; padding targets are -1.
+
+    The default step re-reads the whole prefix; models that carry a state override it.
+    """
+
+    def examples(self, split):
+        return split.sequences()
+
+    def init_state(self, n: int) -> torch.Tensor:
+        return torch.zeros(n, 0, dtype=torch.long, device=self.device)
+
+    def step(self, tokens, state):
+        seq = torch.cat([state, tokens[:, None]], dim=1)
+        return self(seq)[0][:, -1], seq

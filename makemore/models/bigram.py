@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Model
+from .base import WindowModel
 
 
 @dataclass
@@ -21,14 +21,14 @@ class BigramConfig:
         return [] if self.smoothing >= 0 else [f"model.smoothing must not be negative, got {self.smoothing}"]
 
 
-class Bigram(Model):
+class Bigram(WindowModel):
     """P(next | previous) from add-k smoothed pair counts; fitted by one counting pass."""
 
     Config = BigramConfig
     trainable = False
 
-    def __init__(self, config: BigramConfig, vocab_size: int):
-        super().__init__(config, vocab_size)
+    def __init__(self, config: BigramConfig, vocab_size: int, max_length: int | None = None):
+        super().__init__(config, vocab_size, max_length)
         # log-probabilities, uniform until fitted; a Parameter (frozen) so checkpoints and counts see it
         self.logprobs = nn.Parameter(torch.full((vocab_size, vocab_size), -torch.log(torch.tensor(vocab_size))),
                                      requires_grad=False)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Model, sizes_problems
+from .base import WindowModel, sizes_problems
 from .layers import BatchNorm1d, Embedding, Linear, Sequential, Tanh
 
 
@@ -27,7 +27,7 @@ class BNMLPConfig:
         return sizes_problems(self)
 
 
-class BNMLP(Model):
+class BNMLP(WindowModel):
     """Embeddings (B, T, C) -> flat (B, T*C) -> n_layer x [Linear -> BatchNorm1d -> Tanh] (B, H) -> logits (B, V)."""
 
     Config = BNMLPConfig
@@ -36,8 +36,8 @@ class BNMLP(Model):
     train_defaults = {"lr": 3e-3, "batch_size": 512, "max_steps": 6000, "eval_interval": 1000,
                       "weight_decay": 1.5, "schedule": "cosine", "warmup_steps": 200}
 
-    def __init__(self, config: BNMLPConfig, vocab_size: int):
-        super().__init__(config, vocab_size)
+    def __init__(self, config: BNMLPConfig, vocab_size: int, max_length: int | None = None):
+        super().__init__(config, vocab_size, max_length)
         c = config
         self.wte = Embedding(vocab_size, c.n_embd)
         layers = []

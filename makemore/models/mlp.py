@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Model, sizes_problems
+from .base import WindowModel, sizes_problems
 from .layers import Embedding
 
 
@@ -26,15 +26,15 @@ class MLPConfig:
         return sizes_problems(self)
 
 
-class MLP(Model):
+class MLP(WindowModel):
     """Embeddings (B, T, C) -> concatenated (B, T*C) -> tanh hidden (B, H) -> logits (B, V)."""
 
     Config = MLPConfig
     train_defaults = {"lr": 3e-3, "batch_size": 512, "max_steps": 12_000, "eval_interval": 2000,
                       "weight_decay": 0.1, "schedule": "cosine", "warmup_steps": 200}
 
-    def __init__(self, config: MLPConfig, vocab_size: int):
-        super().__init__(config, vocab_size)
+    def __init__(self, config: MLPConfig, vocab_size: int, max_length: int | None = None):
+        super().__init__(config, vocab_size, max_length)
         c = config
         self.wte = Embedding(vocab_size, c.n_embd)
         self.hidden = nn.Linear(c.block_size * c.n_embd, c.n_embd2)

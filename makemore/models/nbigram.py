@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Model
+from .base import WindowModel
 
 
 @dataclass
@@ -21,15 +21,15 @@ class NeuralBigramConfig:
         return [] if self.reg >= 0 else [f"model.reg must not be negative, got {self.reg}"]
 
 
-class NeuralBigram(Model):
+class NeuralBigram(WindowModel):
     """logits = one_hot(previous) @ W, trained by gradient descent; W = 0 starts uniform."""
 
     Config = NeuralBigramConfig
     train_defaults = {"lr": 0.3, "batch_size": 4096, "max_steps": 2000, "eval_interval": 500,
                       "weight_decay": 0.0, "schedule": "cosine"}
 
-    def __init__(self, config: NeuralBigramConfig, vocab_size: int):
-        super().__init__(config, vocab_size)
+    def __init__(self, config: NeuralBigramConfig, vocab_size: int, max_length: int | None = None):
+        super().__init__(config, vocab_size, max_length)
         self.W = nn.Parameter(torch.zeros(vocab_size, vocab_size))
 
     def forward(self, idx, targets=None):

@@ -19,7 +19,7 @@ from typing import Literal
 
 import torch
 
-from .base import Model, ModelConfigError
+from .base import ModelConfigError, WindowModel
 
 BOUNDARY = 0  # the word-boundary token: contexts at a word's start are left-padded with it
 
@@ -71,17 +71,17 @@ def _discounts(cnt: torch.Tensor, fixed: float | None) -> torch.Tensor:
                          torch.tensor(1e-3, dtype=torch.float64))
 
 
-class Ngram(Model):
+class Ngram(WindowModel):
     """Interpolated n-gram of order N over characters; fitted by one counting pass, no optimizer."""
 
     Config = NgramConfig
     trainable = False
 
-    def __init__(self, config: NgramConfig, vocab_size: int):
+    def __init__(self, config: NgramConfig, vocab_size: int, max_length: int | None = None):
         problems = config.problems()
         if problems:
             raise ModelConfigError("; ".join(problems))
-        super().__init__(config, vocab_size)
+        super().__init__(config, vocab_size, max_length)
         for k in range(1, config.n + 1):  # empty until fitted: every context unseen, so P is uniform
             for name in TABLES:
                 dtype = torch.float32 if name in ("gamma", "alpha") else torch.long

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Model, ModelConfigError, sizes_problems
+from .base import ModelConfigError, WindowModel, sizes_problems
 from .layers import BatchNorm1d, Embedding, FlattenConsecutive, Linear, Sequential, Tanh
 
 
@@ -34,7 +34,7 @@ class WaveNetConfig:
         return out
 
 
-class WaveNet(Model):
+class WaveNet(WindowModel):
     """Embeddings (B, T, C) -> n_layer x [fuse pairs -> Linear -> BatchNorm1d -> Tanh] -> (B, H) -> logits (B, V)."""
 
     Config = WaveNetConfig
@@ -43,11 +43,11 @@ class WaveNet(Model):
     train_defaults = {"lr": 3e-3, "batch_size": 512, "max_steps": 6000, "eval_interval": 1000,
                       "weight_decay": 0.6, "schedule": "cosine", "warmup_steps": 200}
 
-    def __init__(self, config: WaveNetConfig, vocab_size: int):
+    def __init__(self, config: WaveNetConfig, vocab_size: int, max_length: int | None = None):
         problems = config.problems()
         if problems:
             raise ModelConfigError("; ".join(problems))
-        super().__init__(config, vocab_size)
+        super().__init__(config, vocab_size, max_length)
         c = config
         self.wte = Embedding(vocab_size, c.n_embd)
         layers = []
