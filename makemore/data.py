@@ -154,6 +154,7 @@ class Sequences:
 
     x: torch.Tensor
     y: torch.Tensor
+    lengths: torch.Tensor  # (n,) real targets of each item: its characters plus the end boundary
 
     def __len__(self) -> int:
         return len(self.x)
@@ -164,7 +165,17 @@ class Sequences:
         return self.x.size(1)
 
     def get(self, sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.x[sel], self.y[sel]
+        """Inputs and targets of the items numbered sel, cut to the longest of them.
+
+        Positions past every chosen item's end are padding that a causal model's real predictions never
+        read, so cutting them saves their compute; on a GPU the cut would cost a host sync a batch, so
+        batches there keep the full width.
+        """
+        x, y = self.x[sel], self.y[sel]
+        if x.device.type == "cpu" and len(sel):
+            width = int(self.lengths[sel].max())
+            x, y = x[:, :width], y[:, :width]
+        return x, y
 
 
 @dataclass
@@ -199,7 +210,7 @@ class Split:
 
     def sequences(self) -> Sequences:
         """The split as whole items."""
-        return Sequences(self.x, self.y)
+        return Sequences(self.x, self.y, (self.y != PAD).sum(1))
 
 
 @dataclass

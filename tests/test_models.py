@@ -16,9 +16,11 @@ from tests.conftest import quick_config
 SMALL = {"block_size": 4, "n_embd": 8, "n_embd2": 32, "n_layer": 2}  # applied where a model has the option
 
 
-def small_model(model_type: str, vocab_size: int, max_length: int = 15) -> Model:
+def small_model(model_type: str, vocab_size: int, max_length: int) -> Model:
     """The registered model at a test-friendly size, built through the config like the CLI does."""
     options = MODELS[model_type].Config.__dataclass_fields__
+    if issubclass(MODELS[model_type], SequenceModel):  # a sequence model's block_size is its positions: keep it
+        options = {k: v for k, v in options.items() if k != "block_size"}
     overrides = {f"model.{k}": v for k, v in SMALL.items() if k in options}
     cfg = build_config(overrides={"model.type": model_type, **overrides})
     torch.manual_seed(0)
@@ -31,7 +33,7 @@ def batch(model: Model, data: Dataset, n: int = 16):
 
 @pytest.mark.parametrize("model_type", sorted(MODELS))
 def test_output_shapes(model_type, tiny_data):
-    model = small_model(model_type, tiny_data.vocab.size)
+    model = small_model(model_type, tiny_data.vocab.size, tiny_data.max_item_length)
     x, y = batch(model, tiny_data)
     logits, loss = model(x, y)
     expected = (16, tiny_data.vocab.size) if isinstance(model, WindowModel) else (*x.shape, tiny_data.vocab.size)
@@ -42,7 +44,7 @@ def test_output_shapes(model_type, tiny_data):
 
 @pytest.mark.parametrize("model_type", sorted(MODELS))
 def test_fresh_model_loss_is_near_ln_vocab(model_type, tiny_data):
-    model = small_model(model_type, tiny_data.vocab.size)
+    model = small_model(model_type, tiny_data.vocab.size, tiny_data.max_item_length)
     assert split_nll(model, tiny_data.train) == pytest.approx(math.log(tiny_data.vocab.size), abs=0.3)
 
 
@@ -53,7 +55,7 @@ def test_loss_falls_on_a_tiny_corpus(model_type, tiny_file, tmp_path):
     from makemore.data import load_dataset
 
     data = load_dataset(tiny_file, warn=lambda m: None)
-    model = small_model(model_type, data.vocab.size)
+    model = small_model(model_type, data.vocab.size, data.max_item_length)
     before = split_nll(model, data.train)
     (tmp_path / "run").mkdir()
     train(model, data, cfg, tmp_path / "run", progress=False, write=lambda m: None)
@@ -63,7 +65,7 @@ def test_loss_falls_on_a_tiny_corpus(model_type, tiny_file, tmp_path):
 @pytest.mark.parametrize("model_type", sorted(MODELS))
 def test_checkpoint_round_trip_gives_identical_logits(model_type, tiny_data, tmp_path):
     cfg = build_config(overrides={"model.type": model_type})
-    model = small_model(model_type, tiny_data.vocab.size)
+    model = small_model(model_type, tiny_data.vocab.size, tiny_data.max_item_length)
     cfg.model = model.config
     if not model.trainable:
         w = tiny_data.train.windows(model.block_size)
@@ -98,7 +100,7 @@ class SequenceBigram(SequenceModel):
 
 
 def test_loss_per_character_is_the_same_for_windows_and_sequences(tiny_data):
-    window = small_model("nbigram", tiny_data.vocab.size)
+    window = small_model("nbigram", tiny_data.vocab.size, tiny_data.max_item_length)
     with torch.no_grad():
         window.W.normal_()
     sequence = SequenceBigram(window.W.data)

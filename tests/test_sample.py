@@ -9,7 +9,7 @@ from tests.test_models import SequenceBigram, small_model
 
 @pytest.fixture
 def trained(tiny_data):
-    model = small_model("bigram", tiny_data.vocab.size)
+    model = small_model("bigram", tiny_data.vocab.size, tiny_data.max_item_length)
     w = tiny_data.train.windows(1)
     model.fit(*w.get(torch.arange(len(w))))
     return model
@@ -32,7 +32,7 @@ def test_same_seed_same_samples(trained, tiny_data):
 
 
 def test_output_stays_in_vocabulary_and_stops_at_the_boundary(tiny_data):
-    model = small_model("mlp", tiny_data.vocab.size)
+    model = small_model("mlp", tiny_data.vocab.size, tiny_data.max_item_length)
     words = generate(model, tiny_data.vocab, 200, 12, generator=gen(0))
     assert len(words) == 200
     assert all(set(w) <= set(tiny_data.vocab.chars) and len(w) <= 12 for w in words)
@@ -70,7 +70,7 @@ def test_sequence_models_sample_through_the_same_sampler(trained, tiny_data):
 
 
 def test_sampling_runs_in_eval_mode_and_restores_the_mode(tiny_data):
-    model = small_model("mlp", tiny_data.vocab.size)
+    model = small_model("mlp", tiny_data.vocab.size, tiny_data.max_item_length)
     seen = []
     model.register_forward_hook(lambda module, args, out: seen.append(module.training))
     model.train()

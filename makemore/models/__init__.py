@@ -8,6 +8,7 @@ from .bnmlp import BNMLP
 from .mlp import MLP
 from .nbigram import NeuralBigram
 from .ngram import Ngram
+from .transformer import Transformer
 from .wavenet import WaveNet
 
 MODELS: dict[str, type[Model]] = {
@@ -17,6 +18,7 @@ MODELS: dict[str, type[Model]] = {
     "ngram": Ngram,
     "bnmlp": BNMLP,
     "wavenet": WaveNet,
+    "transformer": Transformer,
 }
 
 
