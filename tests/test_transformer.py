@@ -61,3 +61,14 @@ def test_samples_never_run_past_the_position_table(tiny_file):
     assert {len(w) for w in words} == {model.block_size - 1}
     longer = generate(model, data.vocab, 2, max_length=100, prefix="ab", generator=torch.Generator().manual_seed(0))
     assert all(len(w) == model.block_size - 1 and w.startswith("ab") for w in longer)
+
+
+def test_makemore_py_command_lines(tmp_path, tiny_file, capsys):
+    work = str(tmp_path / "names")
+    assert main(["-i", str(tiny_file), "-o", work, "--type", "transformer", "--n-layer", "2", "--n-head", "2",
+                 "--n-embd", "16", "--max-steps", "10", "--no-progress"]) == 0
+    resolved = (tmp_path / "names" / "config.yaml").read_text()
+    assert all(f in resolved for f in ("type: transformer", "n_layer: 2", "n_head: 2", "n_embd: 16"))
+    capsys.readouterr()
+    assert main(["-i", str(tiny_file), "-o", work, "--sample-only"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 20
