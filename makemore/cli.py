@@ -33,7 +33,7 @@ CONFIG_FLAGS = {
     "weight_decay": "train.weight_decay", "schedule": "train.schedule", "warmup_steps": "train.warmup_steps",
     "batch_size": "train.batch_size", "max_steps": "train.max_steps", "grad_clip": "train.grad_clip",
     "eval_interval": "train.eval_interval", "target_loss": "train.target_loss", "device": "train.device",
-    "threads": "train.threads", "compile": "train.compile", "top_k": "sample.top_k",
+    "threads": "train.threads", "compile": "train.compile", "top_k": "sample.top_k", "engine": "model.engine",
 }
 CONFIG_FLAGS["diagnostics_interval"] = "train.diagnostics_interval"  # a flag of `train` only
 
@@ -55,6 +55,8 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-layer", type=int, help="layers")
     g.add_argument("--n-head", type=int, help="attention heads (transformer)")
     g.add_argument("--dropout", type=float, help="dropout probability, in [0, 1)")
+    g.add_argument("--engine", help="nbigram: torch, or micrograd (the course's scalar engine: same losses, slow by "
+                   "nature, use small batches)")
     g = p.add_argument_group("training")
     g.add_argument("-o", "--work-dir", help="run folder for checkpoints, logs and results (default out)")
     g.add_argument("--seed", type=int, help="seed of the split, initialization, batches and samples")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
+from ..micrograd.nn import cross_entropy
+from ..micrograd.torch_bridge import scalar_loss
 from .base import WindowModel
 
 
@@ -16,6 +19,10 @@ class NeuralBigramConfig:
 
     reg: float = 0.01
     """L2 weight on the logits table (the course's "rubber bands" pulling counts toward uniform)."""
+    engine: Literal["torch", "micrograd"] = "torch"
+    """Training loss and gradient by torch tensors, or by the course's scalar engine (makemore.micrograd), same
+    numbers. micrograd is slow by nature (a graph of scalar Values for every example of every batch, about a
+    hundred nodes each): use small batches, e.g. --batch-size 32. Evaluation and sampling always use torch."""
 
     def problems(self) -> list[str]:
         return [] if self.reg >= 0 else [f"model.reg must not be negative, got {self.reg}"]
@@ -34,7 +41,20 @@ class NeuralBigram(WindowModel):
 
     def forward(self, idx, targets=None):
         logits = self.W[idx[:, -1]]  # (B, V): a row lookup is the one-hot matmul, without the matmul
+        if targets is not None and self.config.engine == "micrograd":
+            return logits, scalar_loss(self.scalar_loss_fn(idx[:, -1].tolist(), targets.tolist()), self.W)
         loss = self.loss(logits, targets)
         if loss is not None and self.config.reg:
             loss = loss + self.config.reg * (self.W**2).mean()
         return logits, loss
+
+    def scalar_loss_fn(self, prev: list[int], targets: list[int]):
+        """The same loss as forward's on the scalar engine: a function of W's rows of Values."""
+        reg = self.config.reg
+
+        def loss(W):
+            nll = sum(cross_entropy(W[p], t) for p, t in zip(prev, targets)) / len(targets)
+            if reg:
+                nll = nll + reg * sum(w**2 for row in W for w in row) / (len(W) * len(W[0]))
+            return nll
+        return loss
