@@ -57,6 +57,8 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dropout", type=float, help="dropout probability, in [0, 1)")
     g.add_argument("--engine", help="nbigram: torch, or micrograd (the course's scalar engine: same losses, slow by "
                    "nature, use small batches)")
+    g.add_argument("--manual-backward", action="store_true", help="mlp, bnmlp: every gradient from hand-derived "
+                   "formulas instead of autograd (the course's backprop ninja)")
     g = p.add_argument_group("training")
     g.add_argument("-o", "--work-dir", help="run folder for checkpoints, logs and results (default out)")
     g.add_argument("--seed", type=int, help="seed of the split, initialization, batches and samples")
@@ -84,6 +86,8 @@ def config_overrides(args: argparse.Namespace) -> dict:
     if getattr(args, "seed", None) is not None:  # one seed for everything, as in makemore.py
         out["seed"] = args.seed
         out.setdefault("data.seed", args.seed)
+    if getattr(args, "manual_backward", False):  # a store_true flag that sets a literal
+        out["model.backward"] = "manual"
     out.update(parse_override(text) for text in getattr(args, "set", []))
     return out
 

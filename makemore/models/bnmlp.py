@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from .base import WindowModel, sizes_problems
-from .layers import BatchNorm1d, Embedding, Linear, Sequential, Tanh
+from .layers import BatchNorm1d, Embedding, Linear, ManualCrossEntropy, Sequential, Tanh
 
 
 @dataclass
@@ -22,6 +23,8 @@ class BNMLPConfig:
     """Width of each hidden layer."""
     n_layer: int = 3
     """Hidden layers, each Linear (no bias) -> BatchNorm1d -> Tanh."""
+    backward: Literal["autograd", "manual"] = "autograd"
+    """Gradients by torch's autograd, or by the hand-derived formulas of layers.py's Manual* functions."""
 
     def problems(self) -> list[str]:
         return sizes_problems(self)
@@ -39,14 +42,16 @@ class BNMLP(WindowModel):
     def __init__(self, config: BNMLPConfig, vocab_size: int, max_length: int | None = None):
         super().__init__(config, vocab_size, max_length)
         c = config
-        self.wte = Embedding(vocab_size, c.n_embd)
+        manual = c.backward == "manual"
+        self.wte = Embedding(vocab_size, c.n_embd, manual=manual)
         layers = []
         for i in range(c.n_layer):
             fan_in = c.block_size * c.n_embd if i == 0 else c.n_embd2
             # no bias: the batch norm right after subtracts the mean, so a bias would do nothing
-            layers += [Linear(fan_in, c.n_embd2, bias=False, gain=5 / 3), BatchNorm1d(c.n_embd2), Tanh()]
+            layers += [Linear(fan_in, c.n_embd2, bias=False, gain=5 / 3, manual=manual),
+                       BatchNorm1d(c.n_embd2, manual=manual), Tanh(manual=manual)]
         self.hidden = Sequential(*layers)
-        self.head = Linear(c.n_embd2, vocab_size)
+        self.head = Linear(c.n_embd2, vocab_size, manual=manual)
         with torch.no_grad():  # start unconfident: a first loss near ln(V), not a hockey stick
             self.head.weight.mul_(0.1)
 
@@ -54,4 +59,6 @@ class BNMLP(WindowModel):
         emb = self.wte(idx)  # (B, T, C)
         h = self.hidden(emb.flatten(1))  # (B, T*C) -> (B, H)
         logits = self.head(h)  # (B, V)
+        if self.config.backward == "manual" and targets is not None:
+            return logits, ManualCrossEntropy.apply(logits, targets)
         return logits, self.loss(logits, targets)

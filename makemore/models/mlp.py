@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
 from .base import WindowModel, sizes_problems
-from .layers import Embedding
+from .layers import Embedding, ManualCrossEntropy, ManualLinear, ManualTanh
 
 
 @dataclass
@@ -21,6 +22,8 @@ class MLPConfig:
     """Size of each character's embedding."""
     n_embd2: int = 512
     """Width of the hidden tanh layer."""
+    backward: Literal["autograd", "manual"] = "autograd"
+    """Gradients by torch's autograd, or by the hand-derived formulas of layers.py's Manual* functions."""
 
     def problems(self) -> list[str]:
         return sizes_problems(self)
@@ -36,7 +39,7 @@ class MLP(WindowModel):
     def __init__(self, config: MLPConfig, vocab_size: int, max_length: int | None = None):
         super().__init__(config, vocab_size, max_length)
         c = config
-        self.wte = Embedding(vocab_size, c.n_embd)
+        self.wte = Embedding(vocab_size, c.n_embd, manual=c.backward == "manual")
         self.hidden = nn.Linear(c.block_size * c.n_embd, c.n_embd2)
         self.head = nn.Linear(c.n_embd2, vocab_size)
         with torch.no_grad():  # start unconfident: a first loss near ln(V), not a hockey stick
@@ -45,6 +48,10 @@ class MLP(WindowModel):
 
     def forward(self, idx, targets=None):
         emb = self.wte(idx)  # (B, T, C)
+        if self.config.backward == "manual":  # the same math; torch.nn.Linear keeps its weight as (out, in)
+            h = ManualTanh.apply(ManualLinear.apply(emb.flatten(1), self.hidden.weight.T, self.hidden.bias))
+            logits = ManualLinear.apply(h, self.head.weight.T, self.head.bias)
+            return logits, None if targets is None else ManualCrossEntropy.apply(logits, targets)
         h = torch.tanh(self.hidden(emb.flatten(1)))  # (B, T*C) -> (B, H)
         logits = self.head(h)  # (B, V)
         return logits, self.loss(logits, targets)
