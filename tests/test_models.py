@@ -19,7 +19,8 @@ SMALL = {"block_size": 4, "n_embd": 8, "n_embd2": 32, "n_layer": 2}  # applied w
 def small_model(model_type: str, vocab_size: int, max_length: int = 15) -> Model:
     """The registered model at a test-friendly size, built through the config like the CLI does."""
     options = MODELS[model_type].Config.__dataclass_fields__
-    overrides = {f"model.{k}": v for k, v in SMALL.items() if k in options}
+    whole_items = issubclass(MODELS[model_type], SequenceModel)  # its block_size must hold the longest item: unset
+    overrides = {f"model.{k}": v for k, v in SMALL.items() if k in options and not (whole_items and k == "block_size")}
     cfg = build_config(overrides={"model.type": model_type, **overrides})
     torch.manual_seed(0)
     return create_model(model_type, cfg.model, vocab_size, max_length)
