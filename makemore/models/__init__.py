@@ -5,9 +5,13 @@ from __future__ import annotations
 from .base import Model, ModelConfigError, SequenceModel, WindowModel
 from .bigram import Bigram
 from .bnmlp import BNMLP
+from .bow import BoW
+from .gru import GRU
+from .lstm import LSTM
 from .mlp import MLP
 from .nbigram import NeuralBigram
 from .ngram import Ngram
+from .rnn import RNN
 from .transformer import Transformer
 from .wavenet import WaveNet
 
@@ -19,6 +23,10 @@ MODELS: dict[str, type[Model]] = {
     "bnmlp": BNMLP,
     "wavenet": WaveNet,
     "transformer": Transformer,
+    "rnn": RNN,
+    "gru": GRU,
+    "lstm": LSTM,
+    "bow": BoW,
 }
 
 
