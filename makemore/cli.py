@@ -209,6 +209,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     overrides = config_overrides(args)
     files = list(args.configs) + ([args.config] if args.config else [])
+    if args.gradients:
+        return check_gradients(files, overrides)
     failed = []
     for config_file in files or [None]:
         cfg = build_config(config_file, overrides)
@@ -218,6 +220,24 @@ def cmd_check(args: argparse.Namespace) -> int:
         for r in results:
             print(f"  {r.status.upper():4s}  {r.name:18s}  {r.detail}")
         if any(r.status == "fail" for r in results):
+            failed.append(config_file or "defaults")
+    print(f"failed: {', '.join(failed)}" if failed else "every check passed")
+    return 1 if failed else 0
+
+
+def check_gradients(files: list[str], overrides: dict) -> int:
+    """The course's comparison table for each config: every gradient by hand against autograd's."""
+    failed = []
+    for config_file in files or [None]:
+        cfg = build_config(config_file, overrides)
+        model, result, rows = checks.check_gradients_config(cfg)
+        print(f"gradients {config_file or 'defaults'}: {cfg.model_type}, hand-written backward against autograd")
+        width = max((len(r.name) for r in rows), default=0)
+        for r in rows:
+            print(f"  {r.name:{width}s} | exact: {str(r.exact):5s} | approximate: {str(r.approximate):5s} | "
+                  f"maxdiff: {r.maxdiff:.1e}")
+        print(f"  {result.status.upper():4s}  {result.name:18s}  {result.detail}")
+        if result.status == "fail":
             failed.append(config_file or "defaults")
     print(f"failed: {', '.join(failed)}" if failed else "every check passed")
     return 1 if failed else 0
@@ -261,6 +281,8 @@ def add_harness_commands(sub) -> None:
     p.add_argument("configs", nargs="*", metavar="CONFIG", help="experiment YAML files (default: --config or defaults)")
     add_config_flags(p)
     p.add_argument("--overfit-steps", type=int, default=1000, help="most steps to overfit one batch (default 1000)")
+    p.add_argument("--gradients", action="store_true", help="instead: compare the hand-written backward "
+                   "(model.backward: manual) with autograd, tensor by tensor")
     p.set_defaults(func=cmd_check)
 
 

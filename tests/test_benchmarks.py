@@ -11,6 +11,7 @@ import math
 import pytest
 
 from benchmarks import (
+    bench_backward,
     bench_data,
     bench_matmul,
     bench_profile,
@@ -129,3 +130,15 @@ def test_run_all_writes_report(tmp_path, tiny_file):
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "fp32 matmul" in report and "GFLOP/s" in report
     assert "seconds" in saved(tmp_path, "matmul")
+
+
+def test_backward_times_both_variants_of_each_model(tmp_path, tiny_file):
+    bench_backward.run(quick=True, results_dir=tmp_path, input=tiny_file, threads=1)
+    rows = saved(tmp_path, "backward")["rows"]
+    assert [r["model"] for r in rows] == ["mlp", "bnmlp"]
+    for r in rows:
+        for key in ("autograd_fwd_bwd_ms", "manual_fwd_bwd_ms", "autograd_step_ms", "manual_step_ms"):
+            assert positive(r[key]), (r["model"], key)
+        assert r["manual_over_autograd_step"] == r["manual_step_ms"] / r["autograd_step_ms"]
+        assert r["max_loss_difference"] < 1e-4  # the two variants train the same model on the same batches
+        assert r["steps_timed"] == 5 and r["threads"] == 1

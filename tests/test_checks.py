@@ -88,7 +88,7 @@ def test_a_check_that_raises_is_a_failure_with_the_error(tiny_data):
     model = MODELS["mlp"](MODELS["mlp"].Config(block_size=2, n_embd=4, n_embd2=8), tiny_data.vocab.size + 1)
     model.wte = nn.Embedding(2, 4)  # too few rows: every forward pass raises an IndexError
     results = checks.run_checks(model, tiny_data, build_config().train, overfit_steps=10)
-    assert [r.status for r in results] == ["fail"] * 4
+    assert [r.name for r in results if r.status != "fail"] == ["train/eval mode", "bias before BN"]  # no batch norm
     assert "raised IndexError" in results[1].detail
 
 
@@ -99,9 +99,12 @@ def test_confidently_wrong_start_warns_and_a_model_that_cannot_learn_fails(tmp_p
 
 
 def test_good_models_pass_and_count_models_skip_what_does_not_apply(tmp_path, tiny_file, monkeypatch):
-    assert set(run("mlp", tmp_path, tiny_file, monkeypatch).values()) == {"pass"}
+    result = run("mlp", tmp_path, tiny_file, monkeypatch)
+    assert {k for k, v in result.items() if v != "pass"} == {"train/eval mode", "bias before BN"}  # no batch norm
+    assert set(result.values()) == {"pass", "skip"}
     assert run("bigram", tmp_path, tiny_file, monkeypatch) == {
-        "initial loss": "skip", "causality": "pass", "batch independence": "pass", "overfit one batch": "skip"}
+        "initial loss": "skip", "causality": "pass", "batch independence": "pass", "train/eval mode": "skip",
+        "softmaxed outputs": "pass", "bias before BN": "skip", "zero_grad": "skip", "overfit one batch": "skip"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
@@ -122,7 +125,7 @@ def test_loss_floor_counts_identical_contexts():
 def test_cli_prints_each_check_and_fails_the_broken_model(tmp_path, tiny_file, monkeypatch, capsys):
     monkeypatch.setitem(MODELS, "peek", Peek)
     assert main(["check", "--type", "mlp", "--input", str(tiny_file), "--overfit-steps", "300"]) == 0
-    assert capsys.readouterr().out.count("PASS") == 4
+    assert capsys.readouterr().out.count("PASS") == 6  # and two checks for batch norm skip
     assert main(["check", "--type", "peek", "--input", str(tiny_file), "--overfit-steps", "300"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  causality" in out and "failed: defaults" in out
