@@ -13,7 +13,7 @@ from conftest import quick_config
 from makemore import checkpoint
 from makemore.cli import main
 from makemore.config import ConfigError
-from makemore.data import PAD
+from makemore.data import PAD, Dataset, Vocab
 from makemore.evaluate import split_nll
 from makemore.models import ModelConfigError, create_model
 from makemore.models.bigram import BigramConfig
@@ -39,61 +39,77 @@ def all_contexts(vocab_size: int, width: int) -> torch.Tensor:
 # ---- n-gram -------------------------------------------------------------------------------------------
 
 
-def reference_ngram(items, vocab, n, method):
-    """Interpolated Kneser-Ney / Witten-Bell written plainly with dicts, to check the vectorized model."""
+def reference_ngram(items, vocab, n, method, k=1.0):
+    """The n-gram written plainly with dicts, to check the vectorized model.
+
+    method "kneser-ney" / "witten-bell": interpolated smoothing; "add-k": order n alone (interpolate:
+    false), add-k over the n-grams of the items padded with n-1 boundaries, uniform for an unseen context.
+    """
     v = vocab.size
     counts = [Counter() for _ in range(n + 1)]  # counts[k][(context..., next)]
     for word in items:
         seq = [0] * (n - 1) + vocab.encode(word) + [0]
         for t in range(n - 1, len(seq)):
-            for k in range(1, n + 1):
-                gram = tuple(seq[t - k + 1:t + 1])
-                if k >= 2 and gram[0] == gram[1] == 0:
-                    continue  # two boundaries say no more than one: a word starts once
-                counts[k][gram] += 1
+            for order in range(1, n + 1):
+                gram = tuple(seq[t - order + 1:t + 1])
+                if method != "add-k" and order >= 2 and gram[0] == gram[1] == 0:
+                    continue  # interpolated: two boundaries say no more than one, the shorter context has it
+                counts[order][gram] += 1
     if method == "kneser-ney":  # lower orders count distinct left neighbours, unless only the boundary is left
-        for k in range(1, n):
-            left = Counter(gram[1:] for gram in counts[k + 1])
-            counts[k] = Counter({g: left[g] if left[g] else c for g, c in counts[k].items()})
+        for order in range(1, n):
+            left = Counter(gram[1:] for gram in counts[order + 1])
+            counts[order] = Counter({g: left[g] if left[g] else c for g, c in counts[order].items()})
     tables = []
-    for k in range(n + 1):
+    for order in range(n + 1):
         total, distinct = Counter(), Counter()
-        for gram, c in counts[k].items():
+        for gram, c in counts[order].items():
             total[gram[:-1]] += c
             distinct[gram[:-1]] += 1
-        coc = Counter(counts[k].values())
+        coc = Counter(counts[order].values())
         y = coc[1] / max(coc[1] + 2 * coc[2], 1)
-        disc = [min(max(i - (i + 1) * y * coc[i + 1] / max(coc[i], 1), 1e-3), i) for i in (1, 2, 3)]
-        tables.append((counts[k], total, distinct, disc))
+        disc = [0.0] + [min(max(i - (i + 1) * y * coc[i + 1] / max(coc[i], 1), 1e-3), i) for i in (1, 2, 3)]
+        mass = Counter()  # what the discounts take from each context, for the next lower order
+        for gram, c in counts[order].items():
+            mass[gram[:-1]] += disc[min(c, 3)]
+        tables.append((counts[order], total, distinct, disc, mass))
 
     def prob(context, w):
+        if method == "add-k":
+            grams, total = tables[n][0], tables[n][1]
+            h = tuple(context[len(context) - n + 1:]) if n > 1 else ()
+            if total[h] == 0:
+                return 1 / v
+            return (grams.get(h + (w,), 0) + k) / (total[h] + k * v)
         p = 1 / v
-        for k in range(1, n + 1):
-            grams, total, distinct, disc = tables[k]
-            h = tuple(context[len(context) - k + 1:]) if k > 1 else ()
+        for order in range(1, n + 1):
+            grams, total, distinct, disc, mass = tables[order]
+            h = tuple(context[len(context) - order + 1:]) if order > 1 else ()
             if total[h] == 0:
                 break
             c = grams.get(h + (w,), 0)
             if method == "witten-bell":
                 p = (c + distinct[h] * p) / (total[h] + distinct[h])
             else:
-                d = [0.0] + disc
-                mass = sum(d[min(cc, 3)] for g, cc in grams.items() if g[:-1] == h)
-                p = max(c - d[min(c, 3)], 0) / total[h] + mass / total[h] * p
+                p = max(c - disc[min(c, 3)], 0) / total[h] + mass[h] / total[h] * p
         return p
 
     return prob
 
 
-@pytest.mark.parametrize("method", ["kneser-ney", "witten-bell"])
-@pytest.mark.parametrize("n", [2, 3, 4])
-def test_ngram_matches_a_plain_reference(tiny_data, method, n):
-    model = fitted(create_model("ngram", NgramConfig(n=n, method=method), tiny_data.vocab.size), tiny_data)
+CASES = [("kneser-ney", {}), ("witten-bell", {"method": "witten-bell"}), ("add-k", {"interpolate": False}),
+         ("add-k", {"interpolate": False, "smoothing": 0.0})]
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 7])
+@pytest.mark.parametrize("method,options", CASES, ids=["kneser-ney", "witten-bell", "add-1", "add-0"])
+def test_ngram_matches_a_plain_reference(tiny_data, method, options, n):
+    model = fitted(create_model("ngram", NgramConfig(n=n, **options), tiny_data.vocab.size), tiny_data)
     windows = tiny_data.dev.windows(model.block_size)
-    contexts = torch.cat([windows.source[windows.start[:40, None] + windows.offsets],  # seen and unseen ones
-                          torch.randint(tiny_data.vocab.size, (20, model.block_size)),
+    words = tiny_data.dev.items[:6]  # every position of a few whole items: word starts are padded contexts
+    contexts = torch.cat([windows.source[windows.start[:sum(len(s) + 1 for s in words), None] + windows.offsets],
+                          torch.randint(tiny_data.vocab.size, (20, model.block_size)),  # seen and unseen ones
                           torch.zeros(1, model.block_size, dtype=torch.long)])
-    prob = reference_ngram(tiny_data.train.items, tiny_data.vocab, n, method)
+    prob = reference_ngram(tiny_data.train.items, tiny_data.vocab, n, method, options.get("smoothing", 1.0))
     expected = torch.tensor([[prob(ctx, w) for w in range(tiny_data.vocab.size)] for ctx in contexts.tolist()],
                             dtype=torch.float64)
     torch.testing.assert_close(model.probs(contexts).double(), expected, rtol=1e-5, atol=1e-7)
@@ -131,6 +147,24 @@ def test_ngram_of_order_two_without_interpolation_is_the_bigram(tiny_data, k):
     contexts = all_contexts(v, 1)
     torch.testing.assert_close(ngram(contexts)[0].exp(), bigram(contexts)[0].exp(), rtol=1e-5, atol=1e-7)
     assert split_nll(ngram, tiny_data.dev) == pytest.approx(split_nll(bigram, tiny_data.dev), rel=1e-6)
+
+
+def test_count_models_without_smoothing_give_a_held_out_only_character_a_uniform_row(tiny_items):
+    """smoothing 0: a character that only dev/test hold has no counts; its row must not be 0/0 = NaN."""
+    train, dev, test = tiny_items[:240], tiny_items[240:270] + ["qxq"], tiny_items[270:]
+    train = [w for w in train if "q" not in w]
+    data = Dataset.from_splits(Vocab.from_items(train + dev + test), train, dev, test)
+    q = data.vocab.encode("q")[0]
+    v = data.vocab.size
+    for name, config in (("bigram", BigramConfig(smoothing=0.0)),
+                         ("ngram", NgramConfig(n=2, interpolate=False, smoothing=0.0))):
+        model = fitted(create_model(name, config, v), data)
+        p = model(torch.tensor([[q]]))[0].exp()
+        torch.testing.assert_close(p, torch.full((1, v), 1 / v)), name
+        seen = model(torch.tensor([[0]]))[0].exp()
+        assert seen.sum().item() == pytest.approx(1.0) and (seen == 0).any()  # no smoothing where counts exist
+        words = generate(model, data.vocab, 20, 10, prefix="q", generator=torch.Generator().manual_seed(0))
+        assert len(words) == 20 and all(w.startswith("q") for w in words)
 
 
 def test_ngram_unfitted_is_uniform_and_round_trips_through_a_checkpoint(tmp_path, tiny_file, tiny_data):

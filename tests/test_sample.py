@@ -80,3 +80,18 @@ def test_sampling_runs_in_eval_mode_and_restores_the_mode(tiny_data):
 
 def test_tags_use_the_splits():
     assert tag(["ann", "bob", "cyd"], {"ann"}, {"bob"}) == ["train", "dev/test", "new"]
+
+
+def test_an_error_inside_generation_gives_the_training_mode_back(tiny_data):
+    model = small_model("mlp", tiny_data.vocab.size)
+    calls = []
+
+    def failing_step(tokens, state):
+        calls.append(model.training)
+        raise RuntimeError("out of memory")
+
+    model.step = failing_step
+    model.train()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        generate(model, tiny_data.vocab, 4, 10, generator=gen(0))
+    assert calls == [False] and model.training  # sampled in eval mode, and the caller's mode is back

@@ -15,7 +15,8 @@ class BigramConfig:
     """Options of the count bigram."""
 
     smoothing: float = 1.0
-    """Add-k smoothing: k is added to every pair count before normalizing (0 = none)."""
+    """Add-k smoothing: k is added to every pair count before normalizing (0 = none; a character never seen
+    before another in training then predicts uniformly)."""
 
     def problems(self) -> list[str]:
         return [] if self.smoothing >= 0 else [f"model.smoothing must not be negative, got {self.smoothing}"]
@@ -37,6 +38,8 @@ class Bigram(WindowModel):
         v = self.vocab_size
         counts = torch.bincount(contexts[:, -1] * v + targets, minlength=v * v).view(v, v).double()
         counts += self.config.smoothing
+        # a character train never has before another (with smoothing 0: a row of zeros) predicts uniformly
+        counts[counts.sum(1) == 0] = 1.0
         self.logprobs.copy_((counts / counts.sum(1, keepdim=True)).log().float())
 
     def forward(self, idx, targets=None):

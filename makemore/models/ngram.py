@@ -6,7 +6,9 @@ mass gamma(h) left for the next lower order. Interpolation happens at lookup tim
 
     P_k(w | h) = alpha_k(w | h) + gamma_k(h) * P_{k-1}(w | h minus its first character)
 
-with P_0 uniform, and P_k = P_{k-1} for a context never seen. Fitting and lookup are vectorized:
+with P_0 uniform, and P_k = P_{k-1} for a context never seen. Without interpolation, order N alone
+gives add-k estimates over the N-grams of the items left-padded with N-1 boundaries (uniform for a
+context never seen). Fitting and lookup are vectorized:
 contexts get exact integer ids, order by order (the id of a context of k-1 characters is the
 rank of (id of its last k-2 characters) * V + its first character), found by torch.unique on
 fit and by searchsorted on lookup, so there is no per-character Python anywhere.
@@ -125,10 +127,12 @@ class Ngram(WindowModel):
         prev = None  # order k-1, kept until its continuation counts (from order k's n-grams) are known
         for k in range(1, n + 1):
             if k > 1:
-                # a word's start is one boundary: a context padded with two or more says no more than the
-                # one with one, so order k skips it (and lookups of it fall back to the shorter context)
-                keep = (grams[rows, n - k] != BOUNDARY) | (grams[rows, n - k + 1] != BOUNDARY)
-                rows, ctx_id = rows[keep], ctx_id[keep]
+                if c.interpolate:
+                    # a word's start is one boundary: a context padded with two or more says no more than the
+                    # one with one, so order k skips it (and lookups of it fall back to the shorter context);
+                    # order N alone has no shorter context to fall back to, so it keeps every padded context
+                    keep = (grams[rows, n - k] != BOUNDARY) | (grams[rows, n - k + 1] != BOUNDARY)
+                    rows, ctx_id = rows[keep], ctx_id[keep]
                 # this order's context: the previous one with one more character on the left
                 ctx_keys, ctx_id, _ = _rank(ctx_id * v + grams[rows, n - k])
             types, gram_id, counts = _rank(ctx_id * v + grams[rows, -1])  # sorted by (context, next)
