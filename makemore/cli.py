@@ -95,7 +95,7 @@ def config_overrides(args: argparse.Namespace) -> dict:
 def cmd_train(args: argparse.Namespace) -> int:
     overrides = config_overrides(args)
     if args.sample_only:  # makemore.py's way of saying `makemore sample`
-        args.num, args.checkpoint, args.plain = 20, "model.pt", False
+        args.num, args.checkpoint, args.plain = None, "model.pt", False
         args.work_dir = args.work_dir or "out"
         for name in ("temperature", "prefix", "max_length", "seed"):
             setattr(args, name, None)
@@ -121,8 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     fields = {"num": args.num, "temperature": args.temperature, "top_k": args.top_k, "prefix": args.prefix,
               "max_length": args.max_length, "seed": args.seed}
-    sample = build_config(overrides={f"sample.{k}": v for k, v in fields.items() if v is not None}).sample
-    pairs = sample_run(args.work_dir, args.checkpoint, sample, device=args.device or "cpu")
+    flags = {k: v for k, v in fields.items() if v is not None}  # over the run's saved sample section
+    pairs = sample_run(args.work_dir, args.checkpoint, flags, device=args.device or "cpu")
     for word, origin in pairs:
         print(word if args.plain else f"{word:20s} {origin}")
     counts = {t: sum(1 for _, o in pairs if o == t) for t in ("train", "dev/test", "new")}
@@ -306,12 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="sample words from a saved run")
     add_run_flags(p)
-    p.add_argument("-n", "--num", type=int, help="how many words (default 20)")
-    p.add_argument("--temperature", type=float, help="softmax temperature (default 1.0)")
-    p.add_argument("--top-k", type=int, help="sample among the k most likely characters")
-    p.add_argument("--prefix", help="every word starts with this")
-    p.add_argument("--max-length", type=int, help="longest word to generate")
-    p.add_argument("--seed", type=int, help="sampler seed (default 42)")
+    # each flag overrides the run's own sample section (config.yaml), which overrides the defaults
+    p.add_argument("-n", "--num", type=int, help="how many words (default: the run's, else 20)")
+    p.add_argument("--temperature", type=float, help="softmax temperature (default: the run's, else 1.0)")
+    p.add_argument("--top-k", type=int, help="sample among the k most likely characters (default: the run's)")
+    p.add_argument("--prefix", help="every word starts with this (default: the run's, else none)")
+    p.add_argument("--max-length", type=int, help="longest word to generate (default: the run's)")
+    p.add_argument("--seed", type=int, help="sampler seed (default: the run's, else 42)")
     p.add_argument("--plain", action="store_true", help="print the words only, without origin tags")
     p.set_defaults(func=cmd_sample)
 

@@ -138,16 +138,23 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
         write(f"time to target dev nll {cfg.train.target_loss}: {results['wall_seconds']:.1f}s wall clock")
     # a few words from the best model, already in memory: no reload, no second encoding of the data
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    return {**results, "samples": generate_tagged(model, data, 10, gen, top_k=cfg.sample.top_k)}
+    s = cfg.sample
+    return {**results, "samples": generate_tagged(model, data, 10, gen, s.max_length, temperature=s.temperature,
+                                                  top_k=s.top_k, prefix=s.prefix)}
 
 
-def sample_run(work_dir: str | Path, which: str = "model.pt", sample: C.SampleConfig | None = None,
+def sample_run(work_dir: str | Path, which: str = "model.pt", overrides: dict | None = None,
                device: str = "cpu") -> list[tuple[str, str]]:
-    """Words from a saved run, each with its origin tag ('train', 'dev/test' or 'new')."""
+    """Words from a saved run, each with its origin tag ('train', 'dev/test' or 'new').
+
+    overrides (sample options by name) take precedence over the run's saved sample section.
+    """
     check_device(device)
     state = checkpoint.load(Path(work_dir) / which)
     cfg, data, model = checkpoint.restore(state, device)
-    s = sample or cfg.sample
+    raw = C.to_dict(cfg)
+    raw["sample"].update(overrides or {})
+    s = C.resolve(raw, MODELS).sample
     gen = torch.Generator(device=device).manual_seed(s.seed)
     return generate_tagged(model, data, s.num, gen, s.max_length, temperature=s.temperature, top_k=s.top_k,
                            prefix=s.prefix)

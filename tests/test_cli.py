@@ -32,6 +32,24 @@ def test_train_sample_eval_end_to_end(tmp_path, tiny_file, capsys):
         assert figures[split]["bpc"] > figures[split]["nll"]
 
 
+def test_sample_takes_the_runs_sample_section_and_flags_override_it(tmp_path, tiny_file, capsys):
+    work = str(tmp_path / "run")
+    assert main(["-i", str(tiny_file), "-o", work, *QUICK, "--set", "sample.prefix=b", "--top-k", "1"]) == 0
+    capsys.readouterr()
+
+    def words(*flags):
+        assert main(["sample", "-o", work, "-n", "8", "--plain", *flags]) == 0
+        return capsys.readouterr().out.split()
+
+    saved = words()  # the run's prefix and top-k 1: one greedy word, eight times
+    assert len(saved) == 8 and len(set(saved)) == 1 and saved[0].startswith("b")
+    flagged = words("--prefix", "ma")  # a flag wins over the saved prefix; the saved top-k still holds
+    assert len(set(flagged)) == 1 and flagged[0].startswith("ma")
+    assert len(set(words("--top-k", "27", "--temperature", "2"))) > 1
+    assert main(["-o", work, "--sample-only"]) == 0  # makemore.py's spelling of the same command
+    assert len(set(capsys.readouterr().out.split()[::2])) == 1
+
+
 def test_makemore_py_flag_names(tmp_path, tiny_file, capsys):
     work = str(tmp_path / "run")
     args = ["-i", str(tiny_file), "-o", work, "--type", "mlp", "-b", "8", "-l", "0.01", "-w", "0.0",
