@@ -11,6 +11,8 @@ from pathlib import Path
 from .config import ConfigError
 
 INSTALL_HINT = "pip install 'makemore[plot]'"
+# every figure `makemore diagnose` / --plots draws into RUN_DIR/plots (an --overwrite removes exactly these)
+FIGURES = ("loss.png", "activations.png", "activation_grads.png", "weight_grads.png", "update_ratio.png")
 
 
 class PlotError(ConfigError):

@@ -12,13 +12,20 @@ import torch
 
 from . import checkpoint
 from . import config as C
+from .compare import RESULTS
 from .data import load_dataset
 from .diagnostics import DIAG_FILE, Diagnostics
 from .evaluate import evaluate
 from .models import MODELS, create_model
+from .plots import FIGURES
 from .sample import generate_tagged
 from .tracking import Tracker
 from .train import train
+
+DIVERGED = "diverged.json"  # written by a sweep when a run diverged, so a resumed sweep does not retry it
+# what a run writes into its folder: a fresh run (--overwrite) removes exactly these, nothing else
+RUN_FILES = ("model.pt", "last.pt", "config.yaml", RESULTS, DIVERGED, DIAG_FILE)
+RUN_GLOBS = (("tb", "events.out.tfevents.*"), *(("plots", name) for name in FIGURES))
 
 
 def build_config(config_file: str | None = None, overrides: dict | None = None, base: dict | None = None) -> C.Config:
@@ -48,15 +55,33 @@ def check_device(device: str) -> None:
         raise C.ConfigError(f"device {device!r} is not supported: use cpu, cuda, cuda:N or mps")
 
 
-def prepare_work_dir(path: Path, resume: bool, overwrite: bool) -> None:
-    """Never silently replace an earlier run; then create the run folder and check it is writable."""
-    if resume:  # checked before mkdir: a refused command leaves no folder behind
+def check_work_dir(path: Path, resume: bool, overwrite: bool) -> None:
+    """Never silently replace an earlier run, nor resume one that is not there."""
+    if resume:
         if not (path / "last.pt").exists():
             raise checkpoint.CheckpointError(f"nothing to resume: {path / 'last.pt'} does not exist; "
                                              f"train without --resume first")
-    elif ((path / "model.pt").exists() or (path / "last.pt").exists()) and not overwrite:
+    elif any((path / name).exists() for name in ("model.pt", "last.pt", RESULTS)) and not overwrite:
         raise C.ConfigError(f"{path} already holds a trained run: pass --resume to continue it, "
                             f"--overwrite to replace it, or choose another --work-dir")
+
+
+def clear_run_files(path: Path, resume: bool) -> None:
+    """Remove what an earlier run wrote that would outlive this one: its results (a resumed run is unfinished
+    until it ends) or, for a fresh run, every file a run writes, so no stale result, curve or figure survives."""
+    names = (RESULTS, DIVERGED) if resume else RUN_FILES
+    stale = [path / name for name in names] + ([] if resume else [f for d, g in RUN_GLOBS for f in (path / d).glob(g)])
+    for file in stale:
+        file.unlink(missing_ok=True)
+    for folder in ("tb", "plots"):
+        if not resume and (path / folder).is_dir() and not any((path / folder).iterdir()):
+            (path / folder).rmdir()
+
+
+def prepare_work_dir(path: Path, resume: bool, overwrite: bool) -> None:
+    """Check the run folder (before creating it: a refused command leaves no folder behind), create it and
+    check it is writable."""
+    check_work_dir(path, resume, overwrite)
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"
@@ -105,6 +130,7 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
                                 f"or train a new run")
         setup_torch(cfg)
         write(f"resuming {work_dir / 'last.pt'} at step {state['step']}")
+    clear_run_files(work_dir, resume)  # every check has passed: from here on the folder is this run's
     write(data.summary())
     device = torch.device(cfg.train.device)
     data = data.to(device)
@@ -130,7 +156,7 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
     results = {"type": cfg.model_type, "params": model.num_params(), "steps": best["step"],
                "final_step": result.step, "train_seconds": round(result.seconds, 2),
                "wall_seconds": round(time.perf_counter() - t_start, 2), "stopped": result.stopped, **losses}
-    checkpoint.save_text(work_dir / "results.json", json.dumps(results, indent=2) + "\n", "results")
+    checkpoint.save_text(work_dir / RESULTS, json.dumps(results, indent=2) + "\n", "results")
     write(f"best checkpoint (step {best['step']}), exact NLL over each whole split:")
     for name in ("train", "dev", "test"):
         write(f"  {name:5s} nll {losses[name]['nll']:.4f}  ({losses[name]['bpc']:.4f} bits/char)")

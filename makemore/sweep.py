@@ -30,11 +30,10 @@ import yaml
 
 from . import config as C
 from .compare import RESULTS, by_dev_nll, markdown_table, result_row, write_csv
-from .runs import build_config, train_run
+from .runs import DIVERGED, build_config, train_run
 from .train import TrainingDiverged
 
 SWEEP_KEYS = ("base", "grid", "runs", "work_dir", "overrides")
-DIVERGED = "diverged.json"  # marker: this run diverged; a resumed sweep does not retry it
 # settings that may differ between the first attempt and a resumed sweep without changing its results
 FREE_KEYS = ("work_dir", "train.device", "train.threads", "train.compile", "train.log_interval",
              "train.eval_samples", "sample")

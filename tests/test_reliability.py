@@ -27,6 +27,7 @@ import yaml
 from makemore import checkpoint
 from makemore.checkpoint import CheckpointError
 from makemore.cli import main
+from makemore.config import ConfigError
 from makemore.data import bundled_path, load_dataset
 from makemore.models import MODELS, create_model
 from makemore.models.mlp import MLP
@@ -219,6 +220,45 @@ def test_a_far_longer_line_warns_with_its_line_and_max_length_caps_it(tmp_path, 
     assert len(warnings) == 1 and "line 101" in warnings[0] and "--max-length" in warnings[0]
     capped = load_dataset(path, max_length=40, warn=warnings.append)
     assert capped.max_item_length < 40 and "dropped 1 items" in warnings[-1]
+
+
+# ---------------------------------------------------------------- no stale results
+
+def finished_elsewhere(work: Path) -> list[str]:
+    """What sweep and compare would report of a run folder: its state and the rows compare finds."""
+    from makemore import compare
+    from makemore.sweep import SweepRun, run_state
+
+    state = run_state(SweepRun("r", {}, build_config(overrides={"work_dir": str(work)})))
+    try:
+        rows = compare.compare_runs([work])
+    except ConfigError:
+        rows = []
+    return [state, *(str(r["dev_nll"]) for r in rows)]
+
+
+def test_an_overwritten_or_resumed_run_that_fails_leaves_no_stale_result(tmp_path, tiny_file):
+    work = tmp_path / "run"
+    code, _, err = run_cli(["-i", str(tiny_file), "-o", str(work), *QUICK, "--diagnostics-interval", "5"])
+    assert code == 0, err
+    assert finished_elsewhere(work)[0] == "done" and (work / "diagnostics.jsonl").exists()
+    (work / "notes.txt").write_text("mine")  # not the run's: never removed
+    (work / "tb" / "lr_find").mkdir()
+    (work / "tb" / "lr_find" / "events.out.tfevents.1").write_text("an lr-find's curve, not the run's")
+    old_events = sorted(p.name for p in (work / "tb").glob("events.out.tfevents.*"))
+    # the replacing run diverges at once, before it writes a checkpoint or a result
+    code, _, err = run_cli(["-i", str(tiny_file), "-o", str(work), *QUICK, "--overwrite", "--lr", "1e30"])
+    assert code == 1 and "the loss became" in err
+    assert finished_elsewhere(work) == ["new"]  # not finished, nothing to resume, nothing for compare
+    left = {str(p.relative_to(work)) for p in work.rglob("*") if p.is_file()}
+    assert not left & {"model.pt", "last.pt", "results.json", "diagnostics.jsonl"}
+    assert "notes.txt" in left and "tb/lr_find/events.out.tfevents.1" in left
+    assert not set(old_events) & {p.name for p in (work / "tb").glob("events.out.tfevents.*")}
+    # a finished run resumed for more steps is unfinished again until it ends
+    code, _, err = run_cli(["-i", str(tiny_file), "-o", str(work), *QUICK, "--overwrite"])
+    assert code == 0 and finished_elsewhere(work)[0] == "done"
+    code, _, err = run_cli(["--resume", "-o", str(work), "--max-steps", "40", "--lr", "1e30", "--no-progress"])
+    assert code == 1 and finished_elsewhere(work) == ["partial"]
 
 
 # ---------------------------------------------------------------- unicode round trip
