@@ -123,8 +123,14 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
         for key, value in (overrides or {}).items():  # e.g. more --max-steps; the model must stay as it was
             C.set_dotted(raw, key, value)
         cfg = C.resolve(raw, MODELS)
-        if C.to_dict(cfg)["model"] != C.to_dict(saved_cfg)["model"]:
+        now, saved = C.to_dict(cfg), C.to_dict(saved_cfg)
+        if now["model"] != saved["model"]:
             raise C.ConfigError("a resumed run keeps its model: drop the model options, or train a new run")
+        changed = [f"data.{k}" for k in saved["data"] if now["data"][k] != saved["data"][k]]
+        changed += ["seed"] if now["seed"] != saved["seed"] else []
+        if changed:  # its split, vocabulary, batch order and random state are saved: another cannot be honoured
+            raise C.ConfigError(f"a resumed run keeps its data and seeds ({', '.join(changed)} differ): drop "
+                                f"--input, --split-seed, --seed and the data options, or train a new run")
         if cfg.train.optimizer != saved_cfg.train.optimizer:  # the saved optimizer state fits only its own kind
             raise C.ConfigError(f"a resumed run keeps its optimizer ({saved_cfg.train.optimizer}): drop --optimizer, "
                                 f"or train a new run")
