@@ -26,8 +26,11 @@ class CheckpointError(ValueError):
 
 
 def make_state(cfg: C.Config, data: Dataset, model: Model, optimizer=None, step: int = 0,
-               best_dev_loss: float | None = None, rng: dict | None = None) -> dict:
-    """Everything needed to sample, evaluate or resume without the data file or any flag."""
+               best_dev_loss: float | None = None, rng: dict | None = None, seconds: dict | None = None) -> dict:
+    """Everything needed to sample, evaluate or resume without the data file or any flag.
+
+    seconds: {"train": ..., "wall": ...} spent on the run so far, over every process that worked on it.
+    """
     return {
         "format": FORMAT, "version": VERSION,
         "model_type": cfg.model_type, "config": C.to_dict(cfg),
@@ -37,7 +40,7 @@ def make_state(cfg: C.Config, data: Dataset, model: Model, optimizer=None, step:
         "duplicates": data.duplicates,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "step": step, "best_dev_loss": best_dev_loss, "rng": rng or {},
+        "step": step, "best_dev_loss": best_dev_loss, "rng": rng or {}, "seconds": seconds or {},
     }
 
 
@@ -125,6 +128,9 @@ def malformed(state: dict) -> str | None:
     items = state["items"]
     if not all(isinstance(items.get(s), str) and items[s] for s in ("train", "dev", "test")):
         return "items lacks a train, dev or test split"
+    seconds = state.get("seconds", {})
+    if not isinstance(seconds, dict) or not all(isinstance(v, (int, float)) for v in seconds.values()):
+        return "seconds is not a mapping of times"
     return None
 
 

@@ -150,7 +150,8 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
     interval = cfg.train.diagnostics_interval  # per-layer statistics to diagnostics.jsonl and TensorBoard
     observer = Diagnostics(model, interval, work_dir / DIAG_FILE, tracker, append=resume) if interval else None
     try:
-        result = train(model, data, cfg, work_dir, state, tracker, progress=progress, observer=observer)
+        result = train(model, data, cfg, work_dir, state, tracker, progress=progress, observer=observer,
+                       started=t_start)
     finally:
         tracker.close()
     if result.stopped == "interrupted":
@@ -161,7 +162,8 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
     losses = evaluate(model, data)
     results = {"type": cfg.model_type, "params": model.num_params(), "steps": best["step"],
                "final_step": result.step, "train_seconds": round(result.seconds, 2),
-               "wall_seconds": round(time.perf_counter() - t_start, 2), "stopped": result.stopped, **losses}
+               "wall_seconds": round(result.wall_before + time.perf_counter() - t_start, 2),
+               "stopped": result.stopped, **losses}
     checkpoint.save_text(work_dir / RESULTS, json.dumps(results, indent=2) + "\n", "results")
     write(f"best checkpoint (step {best['step']}), exact NLL over each whole split:")
     for name in ("train", "dev", "test"):

@@ -30,8 +30,9 @@ class TrainResult:
 
     step: int
     best_dev_loss: float | None
-    seconds: float
+    seconds: float  # in the loop (or counting pass), over every process of the run
     stopped: str  # "finished", "target", "interrupted", "fitted"
+    wall_before: float = 0.0  # wall-clock seconds of the run's earlier processes (resumed runs)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -108,14 +109,17 @@ def print_samples(model: Model, data: Dataset, cfg: Config, step: int, tracker: 
     tracker.text("samples", "  \n".join(f"{w} ({t})" for w, t in pairs), step)
 
 
-def fit_counts(model: Model, data: Dataset, cfg: Config, work_dir: Path, write=print) -> TrainResult:
+def fit_counts(model: Model, data: Dataset, cfg: Config, work_dir: Path, write=print,
+               started: float | None = None) -> TrainResult:
     """Count models: one counting pass over the train split, then the same checkpoint as any model."""
     t0 = time.perf_counter()
     examples = model.examples(data.train)
     model.fit(*examples.get(torch.arange(len(examples), device=data.train.x.device)))
     seconds = time.perf_counter() - t0
     dev = split_nll(model, data.dev)
-    state = checkpoint.make_state(cfg, data, model, step=0, best_dev_loss=dev)
+    wall = time.perf_counter() - (t0 if started is None else started)
+    state = checkpoint.make_state(cfg, data, model, step=0, best_dev_loss=dev,
+                                  seconds={"train": seconds, "wall": wall})
     checkpoint.save(work_dir / "model.pt", state)
     checkpoint.save(work_dir / "last.pt", state)
     write(f"fitted in {seconds:.2f}s: {model.num_params():,} parameters, dev nll {dev:.4f}")
@@ -143,8 +147,11 @@ def compile_model(model: Model, example: tuple[torch.Tensor, torch.Tensor], writ
 
 def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict | None = None,
           tracker: Tracker | None = None, progress: bool = True, write=tqdm.write,
-          observer=None) -> TrainResult:
+          observer=None, started: float | None = None) -> TrainResult:
     """Train from scratch or from a checkpoint state; writes best (model.pt) and last (last.pt).
+
+    started: when this process began working on the run (time.perf_counter()), so the wall-clock time
+    saved with each checkpoint covers set-up too; the times of earlier processes come from state.
 
     observer, if given, is asked observer.wants(step) before each forward pass; on the steps it
     wants, it is called as observer.before_step(step, lr) after the backward pass and
@@ -152,11 +159,13 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
     """
     tracker = tracker or Tracker(None)
     if not model.trainable:
-        return fit_counts(model, data, cfg, work_dir, write)
+        return fit_counts(model, data, cfg, work_dir, write, started)
     tc = cfg.train
     optimizer = make_optimizer(model, tc)
     batches = Batches(data.train, model, tc.batch_size, cfg.seed)
     step, best = 0, None
+    before = (state or {}).get("seconds") or {}  # time the run's earlier processes spent
+    train_before, wall_before = before.get("train", 0.0), before.get("wall", 0.0)
     if state is not None:  # resume exactly: weights are already loaded; now the rest of the state
         try:
             optimizer.load_state_dict(state["optimizer"])
@@ -173,11 +182,16 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
         forward = compile_model(model, batches.next(), write)
         batches.generator.set_state(order)  # the compile probe must not shift the batch order
 
+    def trained() -> float:
+        return train_before + time.perf_counter() - t0
+
     def save(name: str) -> None:
         rng = {"batches": batches.generator.get_state(), "torch": torch.get_rng_state()}
-        checkpoint.save(work_dir / name, checkpoint.make_state(cfg, data, model, optimizer, step, best, rng))
+        seconds = {"train": trained(), "wall": wall_before + time.perf_counter() - started}
+        checkpoint.save(work_dir / name, checkpoint.make_state(cfg, data, model, optimizer, step, best, rng, seconds))
 
     t0 = time.perf_counter()
+    started = t0 if started is None else started
     device = torch.device(tc.device)  # the running loss stays where the loss is: no copy, no sync per step
     loss_sum, loss_count = torch.zeros((), device=device), 0
     first_bad = torch.tensor(-1, device=device)  # first step with a non-finite loss, tracked without a host sync
@@ -233,13 +247,11 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
                     best = dev
                     save("model.pt")
                 save("last.pt")
-                write(f"step {step}: dev nll {dev:.4f}{' (best)' if improved else ''}, "
-                      f"{time.perf_counter() - t0:.1f}s")
+                write(f"step {step}: dev nll {dev:.4f}{' (best)' if improved else ''}, {trained():.1f}s")
                 print_samples(model, data, cfg, step, tracker, write)
                 if tc.target_loss is not None and dev <= tc.target_loss:
                     stopped = "target"
-                    write(f"reached target dev nll {tc.target_loss} at step {step} "
-                          f"after {time.perf_counter() - t0:.1f}s of training")
+                    write(f"reached target dev nll {tc.target_loss} at step {step} after {trained():.1f}s of training")
                     break
             if stop.requested and step < tc.max_steps:  # at max_steps the run has simply finished
                 if not evaluating:  # an evaluation has just saved last.pt
@@ -249,4 +261,4 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
                       f"continue with: makemore --work-dir {work_dir} --resume")
                 break
     bar.close()
-    return TrainResult(step, best, time.perf_counter() - t0, stopped)
+    return TrainResult(step, best, trained(), stopped, wall_before)

@@ -73,6 +73,20 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_file, capsys):
     assert json.loads((tmp_path / "run" / "results.json").read_text())["final_step"] == 30
 
 
+def test_times_add_up_over_every_process_of_a_run(tmp_path, tiny_file, monkeypatch):
+    clock = iter(range(10**9))  # every reading of the clock is one second later: time a process takes is its work
+    monkeypatch.setattr("time.perf_counter", lambda: float(next(clock)))
+    work = tmp_path / "run"
+    assert main(["-i", str(tiny_file), "-o", str(work), *QUICK]) == 0
+    first = json.loads((work / "results.json").read_text())
+    assert main(["-o", str(work), "--resume", "--max-steps", "21", "--no-progress"]) == 0  # one more step
+    both = json.loads((work / "results.json").read_text())
+    assert both["final_step"] == 21
+    for key in ("train_seconds", "wall_seconds"):
+        assert both[key] > first[key] + 1, key  # the first process's time plus the second's
+    assert both["wall_seconds"] > both["train_seconds"]
+
+
 def test_a_finished_run_is_not_overwritten(tmp_path, tiny_file, capsys):
     work = str(tmp_path / "run")
     assert main(["-i", str(tiny_file), "-o", work, *QUICK]) == 0

@@ -567,6 +567,7 @@ def test_divergence_names_the_step_and_keeps_the_last_good_checkpoint(poisoned_a
     (lambda s: {**s, "model": {"head.weight": torch.zeros(2)}}, r"weights do not match a mlp model"),
     (lambda s: {**s, "config": {"model": {"type": "gpt9"}}}, r"config does not fit.*unknown model type 'gpt9'"),
     (lambda s: {**s, "rng": {}}, r"cannot resume: the checkpoint's training state does not fit"),
+    (lambda s: {**s, "seconds": [1.0]}, r"damaged .*\(seconds is not a mapping of times\)"),
 ])
 def test_a_damaged_checkpoint_is_a_clear_error(change, pattern, inputs, tmp_path):
     work = tmp_path / "run"
