@@ -48,7 +48,9 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], what: str 
     """Write to a temporary file beside path, flush it to disk, then atomically replace path.
 
     A crash at any instant leaves either the old file or the new one, never a torn one; a failed
-    write (e.g. a full disk) removes the temporary file and keeps the old one.
+    write (e.g. a full disk) removes the temporary file and keeps the old one. Only this process's
+    temporary file is ever removed here: another's may be in flight (those of dead processes are
+    removed by the run folder's lock, runs.RunLock).
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -70,8 +72,6 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], what: str 
     except BaseException:
         tmp.unlink(missing_ok=True)  # e.g. a second Ctrl-C mid-write: the old file stands, leave no temp file
         raise
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed mid-write
-        stale.unlink(missing_ok=True)
 
 
 def save(path: str | Path, state: dict) -> None:

@@ -10,13 +10,18 @@ from pathlib import Path
 
 import torch
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None
+
 from . import checkpoint
 from . import config as C
 from .compare import RESULTS
-from .data import load_dataset
+from .data import Dataset, load_dataset
 from .diagnostics import DIAG_FILE, Diagnostics
 from .evaluate import evaluate
-from .models import MODELS, create_model
+from .models import MODELS, Model, create_model
 from .plots import FIGURES
 from .sample import generate_tagged
 from .tracking import Tracker
@@ -25,6 +30,7 @@ from .train import train
 DIVERGED = "diverged.json"  # written by a sweep when a run diverged, so a resumed sweep does not retry it
 # what a run writes into its folder: a fresh run (--overwrite) removes exactly these, nothing else
 RUN_FILES = ("model.pt", "last.pt", "config.yaml", RESULTS, DIVERGED, DIAG_FILE)
+LOCK_FILE = ".lock"  # see RunLock
 RUN_GLOBS = (("tb", "events.out.tfevents.*"), *(("plots", name) for name in FIGURES))
 
 
@@ -78,10 +84,8 @@ def clear_run_files(path: Path, resume: bool) -> None:
             (path / folder).rmdir()
 
 
-def prepare_work_dir(path: Path, resume: bool, overwrite: bool) -> None:
-    """Check the run folder (before creating it: a refused command leaves no folder behind), create it and
-    check it is writable."""
-    check_work_dir(path, resume, overwrite)
+def make_work_dir(path: Path) -> None:
+    """Create the run folder and check it is writable."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"
@@ -90,6 +94,61 @@ def prepare_work_dir(path: Path, resume: bool, overwrite: bool) -> None:
     except OSError as e:
         raise C.ConfigError(f"cannot write to work directory {path}: {e.strerror}; "
                             f"choose another with --work-dir") from None
+
+
+class RunInUse(C.ConfigError):
+    """Another process is training this run folder."""
+
+
+class RunLock:
+    """An exclusive lock on a run folder, so one process at a time trains it.
+
+    An flock on RUN_DIR/.lock, which holds the holder's process id for the message. The kernel drops a
+    lock when its process ends, however it ends, so the lock of a dead process is simply taken over.
+    Taking it also removes the temporary files dead processes left mid-write. Where there is no flock
+    (Windows), there is no lock.
+    """
+
+    def __init__(self, path: Path):
+        self.path, self.fd = Path(path), None
+
+    def __enter__(self) -> RunLock:
+        if fcntl is None:
+            return self
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise RunInUse(f"{self.path} is being trained by another process (id {holder}): wait for it to "
+                           f"finish, or choose another --work-dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        self.fd = fd
+        for tmp in self.path.glob(".*.tmp"):  # named .NAME.PID.tmp by checkpoint.atomic_write
+            pid = tmp.name.rsplit(".", 2)[-2]
+            if pid.isdigit() and not process_alive(int(pid)):
+                tmp.unlink(missing_ok=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock; the file stays, so no other process can lock a second one
+            self.fd = None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (on this machine)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def warn(message: str) -> None:
@@ -103,40 +162,63 @@ def setup_torch(cfg: C.Config) -> None:
         torch.set_num_threads(cfg.train.threads)
 
 
+def resume_state(work_dir: Path, overrides: dict | None) -> tuple[C.Config, Dataset, Model, dict]:
+    """The config, data, model and training state of a run to resume, with the overrides it can honour."""
+    state = checkpoint.load(work_dir / "last.pt")
+    saved_cfg, data, model = checkpoint.restore(state)
+    raw = C.to_dict(saved_cfg)
+    for key, value in (overrides or {}).items():  # e.g. more --max-steps; the model must stay as it was
+        C.set_dotted(raw, key, value)
+    cfg = C.resolve(raw, MODELS)
+    now, saved = C.to_dict(cfg), C.to_dict(saved_cfg)
+    if now["model"] != saved["model"]:
+        raise C.ConfigError("a resumed run keeps its model: drop the model options, or train a new run")
+    changed = [f"data.{k}" for k in saved["data"] if now["data"][k] != saved["data"][k]]
+    changed += ["seed"] if now["seed"] != saved["seed"] else []
+    if changed:  # its split, vocabulary, batch order and random state are saved: another cannot be honoured
+        raise C.ConfigError(f"a resumed run keeps its data and seeds ({', '.join(changed)} differ): drop "
+                            f"--input, --split-seed, --seed and the data options, or train a new run")
+    if cfg.train.optimizer != saved_cfg.train.optimizer:  # the saved optimizer state fits only its own kind
+        raise C.ConfigError(f"a resumed run keeps its optimizer ({saved_cfg.train.optimizer}): drop --optimizer, "
+                            f"or train a new run")
+    setup_torch(cfg)
+    return cfg, data, model, state
+
+
 def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, progress: bool = True,
               write=print, overrides: dict | None = None) -> dict:
-    """Train (or resume) one run into cfg.work_dir, then report exact losses of the best checkpoint."""
+    """Train (or resume) one run into cfg.work_dir, then report exact losses of the best checkpoint.
+
+    Every check comes before the first write, so a refused command changes nothing; the folder is then
+    locked for the whole run, and checked again under the lock (another process may have changed it).
+    """
     t_start = time.perf_counter()
     work_dir = Path(cfg.work_dir)
     setup_torch(cfg)
     state = None
-    if not resume:  # data and model first: a bad input fails before the run folder is touched
+    if resume:
+        check_work_dir(work_dir, resume, overwrite)
+        cfg, data, model, state = resume_state(work_dir, overrides)
+    else:  # data and model first: a bad input fails before the run folder is touched
         data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
                             cfg.data.dev_fraction, cfg.data.test_fraction, warn=warn)
         torch.manual_seed(cfg.seed)
         model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
-    prepare_work_dir(work_dir, resume, overwrite)
-    if resume:
-        state = checkpoint.load(work_dir / "last.pt")
-        saved_cfg, data, model = checkpoint.restore(state)
-        raw = C.to_dict(saved_cfg)
-        for key, value in (overrides or {}).items():  # e.g. more --max-steps; the model must stay as it was
-            C.set_dotted(raw, key, value)
-        cfg = C.resolve(raw, MODELS)
-        now, saved = C.to_dict(cfg), C.to_dict(saved_cfg)
-        if now["model"] != saved["model"]:
-            raise C.ConfigError("a resumed run keeps its model: drop the model options, or train a new run")
-        changed = [f"data.{k}" for k in saved["data"] if now["data"][k] != saved["data"][k]]
-        changed += ["seed"] if now["seed"] != saved["seed"] else []
-        if changed:  # its split, vocabulary, batch order and random state are saved: another cannot be honoured
-            raise C.ConfigError(f"a resumed run keeps its data and seeds ({', '.join(changed)} differ): drop "
-                                f"--input, --split-seed, --seed and the data options, or train a new run")
-        if cfg.train.optimizer != saved_cfg.train.optimizer:  # the saved optimizer state fits only its own kind
-            raise C.ConfigError(f"a resumed run keeps its optimizer ({saved_cfg.train.optimizer}): drop --optimizer, "
-                                f"or train a new run")
-        setup_torch(cfg)
-        write(f"resuming {work_dir / 'last.pt'} at step {state['step']}")
-    clear_run_files(work_dir, resume)  # every check has passed: from here on the folder is this run's
+        check_work_dir(work_dir, resume, overwrite)
+    make_work_dir(work_dir)
+    with RunLock(work_dir):
+        check_work_dir(work_dir, resume, overwrite)
+        if resume:  # read again under the lock: the state this process continues is the latest one
+            cfg, data, model, state = resume_state(work_dir, overrides)
+            write(f"resuming {work_dir / 'last.pt'} at step {state['step']}")
+        clear_run_files(work_dir, resume)  # from here on the folder is this run's
+        return _train_and_report(cfg, data, model, state, work_dir, progress, write, t_start)
+
+
+def _train_and_report(cfg: C.Config, data: Dataset, model: Model, state: dict | None, work_dir: Path,
+                      progress: bool, write, t_start: float) -> dict:
+    """The locked part of train_run: train, evaluate the best checkpoint, write results.json, sample."""
+    resume = state is not None
     write(data.summary())
     device = torch.device(cfg.train.device)
     data = data.to(device)

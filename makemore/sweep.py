@@ -30,7 +30,7 @@ import yaml
 
 from . import config as C
 from .compare import RESULTS, by_dev_nll, markdown_table, result_row, write_csv
-from .runs import DIVERGED, build_config, train_run
+from .runs import DIVERGED, RunInUse, build_config, train_run
 from .train import TrainingDiverged
 
 SWEEP_KEYS = ("base", "grid", "runs", "work_dir", "overrides")
@@ -239,6 +239,9 @@ def run_sweep(sweep: Sweep, progress: bool = True, write=print) -> bool:
         write(f"{where}: {'resuming' if state == 'partial' else 'training'} into {run.cfg.work_dir}")
         try:
             result = train_run(run.cfg, resume=state == "partial", progress=progress, write=write)
+        except RunInUse as e:  # another sweep (or a manual run) is training it: leave it to that process
+            write(f"{where}: {e}; skipped")
+            continue
         except TrainingDiverged as e:
             marker = Path(run.cfg.work_dir) / DIVERGED
             marker.write_text(json.dumps({"error": str(e)}) + "\n", encoding="utf-8")

@@ -349,11 +349,63 @@ def test_an_interrupt_mid_write_keeps_the_old_file_and_no_temp_file(tmp_path, mo
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["last.pt"]
 
 
-def test_a_save_clears_temp_files_left_by_a_killed_process(tmp_path):
-    (tmp_path / ".last.pt.4242.tmp").write_bytes(b"torn")
+def dead_pid() -> int:
+    """The id of a process that has ended (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_save_leaves_the_temp_file_of_another_process_alone(tmp_path):
+    in_flight = tmp_path / f".last.pt.{os.getppid()}.tmp"  # a live process's checkpoint, half written
+    in_flight.write_bytes(b"half")
     checkpoint.save(tmp_path / "last.pt", small_state(1.0))
-    assert os.listdir(tmp_path) == ["last.pt"]
+    assert in_flight.read_bytes() == b"half"
     assert torch.equal(torch.load(tmp_path / "last.pt", weights_only=True)["weights"], torch.ones(1000))
+
+
+def test_taking_the_run_lock_clears_temp_files_of_dead_processes_only(tmp_path):
+    from makemore.runs import RunLock
+
+    dead, live = tmp_path / f".last.pt.{dead_pid()}.tmp", tmp_path / f".model.pt.{os.getppid()}.tmp"
+    dead.write_bytes(b"torn")
+    live.write_bytes(b"in flight")
+    with RunLock(tmp_path):
+        assert not dead.exists() and live.exists()
+        assert (tmp_path / ".lock").read_text().strip() == str(os.getpid())
+
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.ftruncate(fd, 0)
+os.write(fd, str(os.getpid()).encode())
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_process_on_a_run_folder_is_refused_and_a_dead_ones_lock_taken_over(inputs, tmp_path):
+    work = tmp_path / "trained"
+    shutil.copytree(inputs / "trained", work)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(work / ".lock")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = snapshot(work)
+        for args in (["--resume", "-o", str(work), "--max-steps", "30"],
+                     ["-i", str(inputs / "names.txt"), "-o", str(work), "--overwrite", *QUICK]):
+            code, _, err = run_cli([*args, "--no-progress"])
+            assert code == 2 and err.strip().count("\n") == 0, err
+            assert f"is being trained by another process (id {holder.pid})" in err and "--work-dir" in err
+            assert snapshot(work) == before  # the second process deleted and wrote nothing
+    finally:
+        holder.kill()
+        holder.wait()
+    code, out, err = run_cli(["--resume", "-o", str(work), "--max-steps", "30", "--no-progress"])  # a dead holder
+    assert code == 0 and "at step 20" in out, err
+    assert checkpoint.load(work / "last.pt")["step"] == 30
 
 
 class Recorder(Tracker):

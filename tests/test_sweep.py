@@ -72,6 +72,19 @@ def test_partial_run_is_resumed_and_stale_run_refused(tmp_path, tiny_file):
         S.run_sweep(changed, progress=False, write=lambda m: None)
 
 
+def test_a_run_another_process_is_training_is_skipped(tmp_path, tiny_file):
+    from makemore.runs import RunLock
+
+    sw = S.load_sweep(write_sweep(tmp_path, tiny_file))
+    busy = Path(sw.runs[0].cfg.work_dir)
+    busy.mkdir(parents=True)
+    log: list[str] = []
+    with RunLock(busy):  # as another sweep over the same file would hold it
+        S.run_sweep(sw, progress=False, write=log.append)
+    assert any("n_embd=4: " in line and "being trained by another process" in line for line in log)
+    assert [S.run_state(r) for r in sw.runs] == ["new", "done"]
+
+
 def test_every_problem_is_reported_before_training(tmp_path, tiny_file):
     path = write_sweep(tmp_path, tiny_file, grid={"model.n_embd": [4, -1], "model.bogus": [1]})
     with pytest.raises(ConfigError) as e:
