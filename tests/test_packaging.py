@@ -1,9 +1,12 @@
 """A regular (non-editable) install carries the bundled data, and the default input finds it."""
 
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
 
 ROOT = Path(__file__).parent.parent
 
@@ -23,3 +26,13 @@ def test_wheel_install_trains_on_bundled_names_by_default(tmp_path):
                          env={"PYTHONPATH": str(tmp_path / "site")}).stdout.split()
     assert Path(out[0]) == tmp_path / "site"  # the installed copy, not the checkout
     assert int(out[1]) == len((ROOT / "data" / "names.txt").read_text().split())
+
+
+def test_the_declared_torch_floor_is_the_version_the_suite_runs_on():
+    """The floor promises the package works there: it must be what the suite is run on (make install's pin)."""
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    floor = re.search(r'^\s*"torch>=([\d.]+)', pyproject, re.M).group(1)
+    installed = torch.__version__.split("+")[0]
+    assert installed.split(".")[:2] == floor.split(".")[:2], (floor, installed)
+    pin = re.search(r"pip install torch==([\d.]+)", (ROOT / "Makefile").read_text(encoding="utf-8")).group(1)
+    assert pin.split(".")[:2] == floor.split(".")[:2]
