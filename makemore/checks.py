@@ -243,12 +243,11 @@ def _guarded(name: str, check) -> CheckResult:
 
 def check_config(cfg: C.Config, overfit_steps: int = 1000, write=print) -> tuple[Model, list[CheckResult]]:
     """Build cfg's data and untrained model, then run every check on them."""
-    setup_torch(cfg)
+    device = setup_torch(cfg)
     data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
                         cfg.data.dev_fraction, cfg.data.test_fraction, warn=write)
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
-    device = torch.device(cfg.train.device)
     data, model = data.to(device), model.to(device)
     return model, run_checks(model, data, cfg.train, overfit_steps)
 

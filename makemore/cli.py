@@ -33,7 +33,8 @@ CONFIG_FLAGS = {
     "weight_decay": "train.weight_decay", "schedule": "train.schedule", "warmup_steps": "train.warmup_steps",
     "batch_size": "train.batch_size", "max_steps": "train.max_steps", "grad_clip": "train.grad_clip",
     "eval_interval": "train.eval_interval", "target_loss": "train.target_loss", "device": "train.device",
-    "threads": "train.threads", "compile": "train.compile", "top_k": "sample.top_k", "engine": "model.engine",
+    "dtype": "train.dtype", "threads": "train.threads", "compile": "train.compile", "top_k": "sample.top_k",
+    "engine": "model.engine",
 }
 CONFIG_FLAGS["diagnostics_interval"] = "train.diagnostics_interval"  # a flag of `train` only
 
@@ -72,7 +73,9 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--grad-clip", type=float, help="clip the gradient norm to this (0 = off)")
     g.add_argument("--eval-interval", type=int, help="steps between dev evaluations and checkpoints")
     g.add_argument("--target-loss", type=float, help="stop as soon as the dev NLL reaches this")
-    g.add_argument("--device", help="cpu, cuda, cuda:N or mps")
+    g.add_argument("--device", help="auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    g.add_argument("--dtype", help="training precision: auto (default: bfloat16 autocast on a CUDA GPU that "
+                   "supports it, else float32), float32 or bfloat16")
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     g.add_argument("--top-k", type=int, help="top-k for the samples printed while training")
@@ -122,7 +125,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     fields = {"num": args.num, "temperature": args.temperature, "top_k": args.top_k, "prefix": args.prefix,
               "max_length": args.max_length, "seed": args.seed}
     flags = {k: v for k, v in fields.items() if v is not None}  # over the run's saved sample section
-    pairs = sample_run(args.work_dir, args.checkpoint, flags, device=args.device or "cpu")
+    pairs = sample_run(args.work_dir, args.checkpoint, flags, device=args.device or "auto")
     for word, origin in pairs:
         print(word if args.plain else f"{word:20s} {origin}")
     counts = {t: sum(1 for _, o in pairs if o == t) for t in ("train", "dev/test", "new")}
@@ -132,7 +135,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    results = eval_run(args.work_dir, args.checkpoint, device=args.device or "cpu")
+    results = eval_run(args.work_dir, args.checkpoint, device=args.device or "auto")
     if args.json:
         print(json.dumps(results))
     else:
@@ -146,7 +149,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--work-dir", default="out", help="run folder holding the checkpoint (default out)")
     p.add_argument("--checkpoint", default="model.pt", choices=["model.pt", "last.pt"],
                    help="best (model.pt, default) or last (last.pt) checkpoint")
-    p.add_argument("--device", help="cpu, cuda, cuda:N or mps")
+    p.add_argument("--device", help="auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -90,8 +90,11 @@ class TrainConfig:
     """Stop as soon as the dev NLL reaches this value."""
     diagnostics_interval: int = 0
     """Record per-layer activation, gradient and update statistics every this many steps (0 = off)."""
-    device: str = "cpu"
-    """Torch device: cpu, cuda, cuda:1, mps."""
+    device: str = "auto"
+    """Torch device: auto (cuda, then mps, then cpu: the first this machine has), cpu, cuda, cuda:1, mps."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Training precision: auto (bfloat16 autocast on a CUDA GPU that supports it, else float32), float32,
+    bfloat16 (CUDA only). Weights, evaluation and sampling stay float32."""
     threads: int = 0
     """CPU threads for torch (0 lets torch choose: one per physical core)."""
     compile: bool = False

@@ -119,7 +119,7 @@ def lr_find(cfg: C.Config, lr_min: float = 1e-5, lr_max: float = 1.0, steps: int
         raise C.ConfigError(f"--smoothing must be in [0, 1), got {beta:g}")
     if divisor < 1:
         raise C.ConfigError(f"--divisor must be at least 1, got {divisor:g}")
-    setup_torch(cfg)
+    device = setup_torch(cfg)
     data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
                         cfg.data.dev_fraction, cfg.data.test_fraction, warn=write)
     torch.manual_seed(cfg.seed)
@@ -131,7 +131,6 @@ def lr_find(cfg: C.Config, lr_min: float = 1e-5, lr_max: float = 1.0, steps: int
         from .plots import require_matplotlib
 
         require_matplotlib()  # before the work, not after it
-    device = torch.device(cfg.train.device)
     data, model = data.to(device), model.to(device)
     write(f"lr-find: {cfg.model_type}, {model.num_params():,} parameters, {cfg.train.optimizer}, batch "
           f"{cfg.train.batch_size}, {steps} steps from {lr_min:.1e} to {lr_max:.1e}")

@@ -19,6 +19,7 @@ from . import checkpoint
 from . import config as C
 from .compare import RESULTS
 from .data import Dataset, load_dataset
+from .device import autocast_dtype, resolve_device
 from .diagnostics import DIAG_FILE, Diagnostics
 from .evaluate import evaluate
 from .models import MODELS, Model, create_model
@@ -42,23 +43,6 @@ def build_config(config_file: str | None = None, overrides: dict | None = None, 
     for key, value in (overrides or {}).items():
         C.set_dotted(raw, key, value)
     return C.resolve(raw, MODELS)
-
-
-def check_device(device: str) -> None:
-    """Fail early, in one line, on a device this machine does not have."""
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise C.ConfigError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise C.ConfigError(f"device {device!r} is not available: this machine has no CUDA GPU; use --device cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise C.ConfigError(f"device {device!r} is not available: this machine has "
-                            f"{torch.cuda.device_count()} CUDA device(s)")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise C.ConfigError(f"device {device!r} is not available on this machine; use --device cpu")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise C.ConfigError(f"device {device!r} is not supported: use cpu, cuda, cuda:N or mps")
 
 
 def check_work_dir(path: Path, resume: bool, overwrite: bool) -> None:
@@ -156,10 +140,13 @@ def warn(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def setup_torch(cfg: C.Config) -> None:
-    check_device(cfg.train.device)
+def setup_torch(cfg: C.Config) -> torch.device:
+    """The run's device (checked, with its precision), and torch's CPU threads; one-line errors."""
+    device = resolve_device(cfg.train.device)
+    autocast_dtype(device, cfg.train.dtype)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    return device
 
 
 def resume_state(work_dir: Path, overrides: dict | None) -> tuple[C.Config, Dataset, Model, dict]:
@@ -220,12 +207,14 @@ def _train_and_report(cfg: C.Config, data: Dataset, model: Model, state: dict | 
     """The locked part of train_run: train, evaluate the best checkpoint, write results.json, sample."""
     resume = state is not None
     write(data.summary())
-    device = torch.device(cfg.train.device)
+    device = resolve_device(cfg.train.device)
     data = data.to(device)
     model = model.to(device)
     checkpoint.save_text(work_dir / "config.yaml", C.dump_yaml(cfg), "config")
     size = f"{model.num_params():,} parameters" if model.trainable else "counts fitted in one pass"
     write(f"model: {cfg.model_type}, {size}; run folder {work_dir}")
+    amp = autocast_dtype(device, cfg.train.dtype) if model.trainable else None
+    write(f"device: {device}" + (", training in bfloat16 autocast" if amp else ""))
 
     tracker = Tracker(work_dir / "tb")
     tracker.text("config", "```\n" + C.dump_yaml(cfg) + "\n```", 0)
@@ -260,12 +249,12 @@ def _train_and_report(cfg: C.Config, data: Dataset, model: Model, state: dict | 
 
 
 def sample_run(work_dir: str | Path, which: str = "model.pt", overrides: dict | None = None,
-               device: str = "cpu") -> list[tuple[str, str]]:
+               device: str = "auto") -> list[tuple[str, str]]:
     """Words from a saved run, each with its origin tag ('train', 'dev/test' or 'new').
 
     overrides (sample options by name) take precedence over the run's saved sample section.
     """
-    check_device(device)
+    device = resolve_device(device)
     state = checkpoint.load(Path(work_dir) / which)
     cfg, data, model = checkpoint.restore(state, device)
     raw = C.to_dict(cfg)
@@ -276,9 +265,9 @@ def sample_run(work_dir: str | Path, which: str = "model.pt", overrides: dict | 
                            prefix=s.prefix)
 
 
-def eval_run(work_dir: str | Path, which: str = "model.pt", device: str = "cpu") -> dict:
+def eval_run(work_dir: str | Path, which: str = "model.pt", device: str = "auto") -> dict:
     """Exact train/dev/test NLL and bits per character of a saved run."""
-    check_device(device)
+    device = resolve_device(device)
     state = checkpoint.load(Path(work_dir) / which)
     _, data, model = checkpoint.restore(state, device)
-    return evaluate(model, data.to(torch.device(device)))
+    return evaluate(model, data.to(device))

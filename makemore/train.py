@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import time
@@ -14,6 +15,7 @@ from tqdm import tqdm
 from . import checkpoint
 from .config import Config, TrainConfig
 from .data import Dataset, Split
+from .device import autocast_dtype
 from .evaluate import split_nll
 from .models import Model
 from .sample import generate_tagged
@@ -72,6 +74,30 @@ class Batches:
         sel = torch.randint(len(self.examples), (self.batch_size,), generator=self.generator,
                             device=self.generator.device)
         return self.examples.get(sel)  # windows (B, block_size), (B,) or items (B, T), (B, T)
+
+
+def rng_state(batches: Batches) -> dict:
+    """Every random state an exact resume needs: the batch order, torch's CPU generator, the GPU's (dropout)."""
+    device = batches.generator.device
+    rng = {"device": device.type, "batches": batches.generator.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    return rng
+
+
+def restore_rng(rng: dict, batches: Batches, reseed: int, write) -> None:
+    """Continue the saved random states; on another kind of device than they were saved on (a GPU run resumed
+    on a CPU, or the reverse), the batch order cannot continue exactly, so it is seeded afresh with a warning."""
+    torch.set_rng_state(rng["torch"])
+    saved, here = rng.get("device", batches.generator.device.type), batches.generator.device.type
+    if saved != here:
+        batches.generator.manual_seed(reseed)
+        write(f"warning: this run was trained on {saved} and continues on {here}: its batch order cannot continue "
+              f"exactly, so it is seeded afresh (the losses will differ from an uninterrupted run)")
+        return
+    batches.generator.set_state(rng["batches"])
+    if "cuda" in rng:
+        torch.cuda.set_rng_state(rng["cuda"], batches.generator.device)
 
 
 class StopRequest:
@@ -170,8 +196,7 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
         try:
             optimizer.load_state_dict(state["optimizer"])
             step, best = state["step"], state["best_dev_loss"]
-            batches.generator.set_state(state["rng"]["batches"])
-            torch.set_rng_state(state["rng"]["torch"])
+            restore_rng(state["rng"], batches, cfg.seed + step, write)
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise checkpoint.CheckpointError(
                 f"cannot resume: the checkpoint's training state does not fit this run ({e.__class__.__name__}); "
@@ -186,13 +211,15 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
         return train_before + time.perf_counter() - t0
 
     def save(name: str) -> None:
-        rng = {"batches": batches.generator.get_state(), "torch": torch.get_rng_state()}
+        rng = rng_state(batches)
         seconds = {"train": trained(), "wall": wall_before + time.perf_counter() - started}
         checkpoint.save(work_dir / name, checkpoint.make_state(cfg, data, model, optimizer, step, best, rng, seconds))
 
     t0 = time.perf_counter()
     started = t0 if started is None else started
-    device = torch.device(tc.device)  # the running loss stays where the loss is: no copy, no sync per step
+    device = model.device  # the running loss stays where the loss is: no copy, no sync per step
+    amp = autocast_dtype(device, tc.dtype)  # bfloat16 matmuls where the GPU has them; weights stay float32
+    precision = (lambda: torch.autocast(device.type, dtype=amp)) if amp else contextlib.nullcontext
     loss_sum, loss_count = torch.zeros((), device=device), 0
     first_bad = torch.tensor(-1, device=device)  # first step with a non-finite loss, tracked without a host sync
     stopped = "finished"
@@ -205,7 +232,8 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
                 group["lr"] = lr
             observing = observer is not None and observer.wants(step)  # before forward: hooks record it
             x, y = batches.next()
-            _, loss = forward(x, y)
+            with precision():
+                _, loss = forward(x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if tc.grad_clip > 0:

@@ -118,6 +118,9 @@ BAD_INPUTS = [
     ("unknown --type", ["--type", "transformr", "-o", "run"], r"unknown model type 'transformr' \(valid types"),
     ("--device cuda on a CPU machine", ["--device", "cuda", "-o", "run"], r"'cuda' is not available.*--device cpu"),
     ("unknown device", ["--device", "tpu9", "-o", "run"], r"unknown device 'tpu9'"),
+    ("--dtype bfloat16 on a CPU machine", ["--dtype", "bfloat16", "-o", "run"],
+     r"--dtype bfloat16 needs a CUDA GPU that supports it, and this run is on cpu: use --dtype auto or float32"),
+    ("unknown --dtype", ["--dtype", "fp16", "-o", "run"], r"train.dtype must be 'auto' \| 'float32' \| 'bfloat16'"),
     ("work dir that cannot be written", ["-i", "names.txt", "-o", "a-file/run"],
      r"cannot write to work directory a-file/run.*--work-dir"),
     ("train into a folder holding a run", ["-i", "names.txt", "-o", "trained"],
@@ -155,7 +158,7 @@ BAD_INPUTS = [
 ]
 EXIT_CODES = {"loss becomes inf or nan": 1}
 CHECKPOINTS_ONLY = {"loss becomes inf or nan"}  # a resumed run rewrites config.yaml and logs; checkpoints stay
-NEEDS_NO_CUDA = {"--device cuda on a CPU machine", "sample on --device cuda"}
+NEEDS_NO_CUDA = {"--device cuda on a CPU machine", "sample on --device cuda", "--dtype bfloat16 on a CPU machine"}
 
 
 def snapshot(root: Path, pattern: str = "*") -> dict[str, str]:
