@@ -1,14 +1,21 @@
 PYTHON ?= python3
 
-.PHONY: install test lint train tensorboard bench
+.PHONY: install test test-all coverage lint train tensorboard bench gpu-check
 
 install:  ## set up a fresh machine: the CPU build of torch first, then the package and its dev tools
 	$(PYTHON) -m pip install torch==2.13.0
 	$(PYTHON) -m pip install -e '.[dev]'
 
-test:  ## lint, then the whole test suite
+test:  ## lint, then the test suite without the slow tests (under 3 minutes on 2 cores)
+	$(PYTHON) -m ruff check makemore tests benchmarks
+	$(PYTHON) -m pytest -m "not slow"
+
+test-all:  ## lint, then every test, the slow ones too (a real torch.compile)
 	$(PYTHON) -m ruff check makemore tests benchmarks
 	$(PYTHON) -m pytest
+
+coverage:  ## the test suite (without the slow tests) with branch coverage of the package, per file
+	$(PYTHON) -m pytest -m "not slow" --cov --cov-report=term-missing:skip-covered
 
 lint:
 	$(PYTHON) -m ruff check makemore tests benchmarks

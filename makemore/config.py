@@ -353,7 +353,7 @@ def resolve(raw: dict, registry: Mapping[str, Any], default_type: str = "mlp") -
         errors.append(f"seed must be between 0 and 2**63 - 1, got {cfg.seed}")
     for name, cls in SECTIONS.items():
         section = raw.get(name)
-        if name == "train" and model_cls is not None and isinstance(section or {}, dict):
+        if name == "train" and model_cls is not None and isinstance({} if section is None else section, dict):
             section = {**getattr(model_cls, "train_defaults", {}), **(section or {})}
         setattr(cfg, name, parse_dataclass(cls, section, name, errors))
     if errors:

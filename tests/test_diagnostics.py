@@ -66,8 +66,6 @@ def check_records(records: list[dict], expected_steps: list[int]) -> None:
 
 @pytest.mark.parametrize("model_type", ["tinybn", "bnmlp"])
 def test_diagnostics_on_batch_norm_models(tmp_path, tiny_file, tinybn, model_type):
-    if model_type not in MODELS:
-        pytest.skip(f"{model_type} is not registered")
     extra = {"model.n_embd2": 16, "model.n_layer": 2, "model.block_size": 3} if model_type == "bnmlp" else {}
     cfg = quick_config(tmp_path, model_type, tiny_file, **{"train.diagnostics_interval": 10, **extra})
     train_run(cfg, progress=False, write=lambda m: None)

@@ -56,7 +56,8 @@ SEED = 20261128
 def temp_files(work: Path, pid: int | None = None) -> list[str]:
     """Checkpoint temp files in work; only process pid's if given (checkpoint.save names them by pid)."""
     end = f".{pid}.tmp" if pid is not None else ".tmp"
-    return sorted(n for n in os.listdir(work) if n.endswith(end)) if work.exists() else []
+    names = os.listdir(work) if work.exists() else []
+    return sorted(n for n in names if n.endswith(end) and n.startswith((".model.pt.", ".last.pt.")))
 
 
 def stamp(path: Path) -> int | None:
@@ -106,8 +107,8 @@ def kill_once(server, work: Path, tiny_file: Path, mode: str, rng: random.Random
     """Start or resume training, SIGKILL it at a random moment; the temp files it had at that moment."""
     before = stamp(work / "last.pt")
     proc = Training(server, work, tiny_file)
-    # training has begun once this process writes a checkpoint or has replaced one
-    proc.wait_until(lambda: temp_files(work, proc.pid) or stamp(work / "last.pt") != before)
+    # training has begun once this process has written a whole checkpoint (so a kill leaves at least one)
+    proc.wait_until(lambda: stamp(work / "last.pt") != before)
     if mode == "mid-write":  # during the k-th checkpoint write from now, a random way into it
         for _ in range(rng.randint(1, 4)):
             proc.wait_until(lambda: not temp_files(work, proc.pid))

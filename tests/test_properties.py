@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import shutil
 import tempfile
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from makemore import checkpoint
 from makemore.checkpoint import CheckpointError
-from makemore.config import SECTIONS, ConfigError, load_yaml, resolve
+from makemore.config import SECTIONS, ConfigError, load_yaml, resolve, set_dotted, to_dict
 from makemore.data import DataError, load_dataset, read_items
 from makemore.models import MODELS
 from makemore.runs import build_config, train_run
@@ -151,9 +152,20 @@ def test_config_loader_on_arbitrary_yaml_text(text, scratch):
                                  PLAUSIBLE | VALUES, max_size=4))
 def test_overrides_give_a_config_or_the_one_line_error(overrides):
     try:
-        build_config(overrides=overrides)
+        cfg = build_config(overrides=overrides)
     except ConfigError as e:
         assert one_line(e)
+        return
+    raw: dict = {}
+    for key, value in overrides.items():  # applied in order, as build_config does: a later one may replace
+        set_dotted(raw, key, value)
+    resolved = to_dict(cfg)
+    for name, section in raw.items():  # every value that was accepted landed where it was put
+        for key, value in (section.items() if isinstance(section, dict) else [(None, section)]):
+            got = resolved[name] if key is None else resolved[name][key]
+            if value is None and key is None:
+                continue  # an empty section: defaults
+            assert got == value or (isinstance(got, float) and got == float(value)), (name, key, value, got)
 
 
 # ---------------------------------------------------------------- damaged checkpoints
@@ -179,9 +191,14 @@ def test_a_damaged_checkpoint_loads_or_is_refused_in_one_line(data, small_checkp
     path = scratch / "damaged.pt"
     path.write_bytes(bytes(raw[:cut]))
     try:
-        checkpoint.restore(checkpoint.load(path))
+        cfg, data, model = checkpoint.restore(checkpoint.load(path))
     except CheckpointError as e:
         assert one_line(e)
+        return
+    # a clean load is a whole run: the saved architecture, a vocabulary that encodes its items, three splits
+    intact = torch.load(io.BytesIO(small_checkpoint), weights_only=True)
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in intact["model"].items()}
+    assert cfg.model_type == "mlp" and model.vocab_size == data.vocab.size and min(map(len, data.splits.values()))
 
 
 def test_whole_tensor_values_survive_a_checkpoint(scratch, small_checkpoint):

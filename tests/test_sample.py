@@ -1,9 +1,9 @@
-"""The one sampler: determinism, vocabulary, boundaries, prefixes, eval mode, tags."""
+"""The one sampler: its distribution, determinism, vocabulary, boundaries, prefixes, eval mode, tags."""
 
 import pytest
 import torch
 
-from makemore.sample import SampleError, generate, tag
+from makemore.sample import SampleError, draw, generate, tag
 from tests.test_models import SequenceBigram, small_model
 
 
@@ -19,6 +19,46 @@ def gen(seed):
     return torch.Generator().manual_seed(seed)
 
 
+LOGITS = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, -3.0])  # one row of logits, every probability distinct
+DRAWS = 100_000
+CHI2_999 = {2: 13.816, 5: 20.515}  # 0.999 quantiles of the chi-square distribution, by degrees of freedom
+
+
+def frequencies(temperature: float = 1.0, top_k: int | None = None, seed: int = 0) -> torch.Tensor:
+    """How often draw() picks each token in DRAWS rows of LOGITS."""
+    tokens = draw(LOGITS.expand(DRAWS, -1), temperature, top_k, torch.Generator().manual_seed(seed))
+    return torch.bincount(tokens, minlength=len(LOGITS)).double()
+
+
+def chi_square(observed: torch.Tensor, probs: torch.Tensor) -> float:
+    expected = observed.sum() * probs.double()
+    return float(((observed - expected) ** 2 / expected).sum())
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
+def test_draws_follow_softmax_of_logits_over_temperature(temperature):
+    """Gumbel-max must draw from softmax(logits / T); a sign error or a misplaced T fails this by a mile."""
+    observed = frequencies(temperature)
+    statistic = chi_square(observed, torch.softmax(LOGITS / temperature, 0))
+    assert statistic < CHI2_999[5], (temperature, statistic, observed.tolist())
+
+
+def test_temperature_sharpens_below_one_and_flattens_above():
+    top = [frequencies(t)[0].item() / DRAWS for t in (0.25, 0.5, 1.0, 2.0, 4.0)]
+    assert top == sorted(top, reverse=True) and top[0] > 0.95 and top[-1] < 0.4  # toward greedy, toward uniform
+    assert frequencies(1e-4)[1:].sum() == 0  # near zero it is argmax
+
+
+def test_top_k_draws_only_the_k_most_likely_in_their_renormalized_proportions():
+    observed = frequencies(top_k=3)
+    assert observed[3:].sum() == 0  # never outside the top 3
+    statistic = chi_square(observed[:3], torch.softmax(LOGITS[:3], 0))
+    assert statistic < CHI2_999[2], (statistic, observed.tolist())
+    shuffled = LOGITS[torch.tensor([4, 0, 5, 2, 1, 3])]  # the top k wherever they sit in the row
+    tokens = draw(shuffled.expand(10_000, -1), top_k=2, generator=torch.Generator().manual_seed(1))
+    assert set(tokens.tolist()) == {1, 4}
+
+
 def test_top_k_1_is_deterministic(trained, tiny_data):
     a = generate(trained, tiny_data.vocab, 5, 20, top_k=1, generator=gen(1))
     b = generate(trained, tiny_data.vocab, 5, 20, top_k=1, generator=gen(2))
@@ -31,14 +71,17 @@ def test_same_seed_same_samples(trained, tiny_data):
     assert a != generate(trained, tiny_data.vocab, 50, 20, generator=gen(4))
 
 
-def test_output_stays_in_vocabulary_and_stops_at_the_boundary(tiny_data):
+def test_output_stays_in_vocabulary_and_stops_at_the_boundary(trained, tiny_data):
     model = small_model("mlp", tiny_data.vocab.size, tiny_data.max_item_length)
     words = generate(model, tiny_data.vocab, 200, 12, generator=gen(0))
     assert len(words) == 200
     assert all(set(w) <= set(tiny_data.vocab.chars) and len(w) <= 12 for w in words)
     # an untrained model ends a word with probability ~1/V each step, so most words hit the cap...
-    assert any(len(w) == 12 for w in words)
+    capped = sum(len(w) == 12 for w in words)
+    assert capped > 100
     # ...while a trained bigram ends them: lengths spread out below the cap
+    ended = generate(trained, tiny_data.vocab, 200, 12, generator=gen(0))
+    assert sum(len(w) == 12 for w in ended) < capped / 2 and len({len(w) for w in ended}) >= 8
 
 
 def test_words_end_at_the_boundary(trained, tiny_data):
