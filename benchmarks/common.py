@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from makemore.compare import render_table
 from makemore.config import Config
 from makemore.data import Dataset, load_dataset
 from makemore.models import MODELS, SequenceModel, create_model
@@ -182,10 +183,8 @@ def median(values: list[float]) -> float:
 
 
 def table(headers: list[str], rows: list[list]) -> str:
-    """A Markdown table; floats are printed as given (format them first)."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    """A Markdown table by makemore's one renderer; cells are printed as given (format numbers first)."""
+    return render_table(headers, [[str(c) for c in row] for row in rows])
 
 
 def fmt(x: float | None, digits: int = 1) -> str:

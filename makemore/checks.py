@@ -25,6 +25,7 @@ manual) with autograd, tensor by tensor, as the course's cmp() does.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections import Counter
@@ -35,11 +36,12 @@ from dataclasses import dataclass, fields, is_dataclass, replace
 import torch
 
 from . import config as C
-from .data import PAD, Dataset, Split, Vocab, encode_items, load_dataset
+from .data import PAD, Dataset, Split, Vocab, encode_items
+from .device import precision
 from .evaluate import split_nll
-from .models import MODELS, Model, create_model
-from .runs import setup_torch
-from .train import Batches, make_optimizer
+from .models import MODELS, Model
+from .runs import setup
+from .train import Batches, make_optimizer, train_step
 
 INITIAL_LOSS_SLACK = 0.1  # warn when the first loss is more than 10% above ln(V)
 OVERFIT_TOLERANCE = 0.05  # nats above the batch's floor that still count as "near zero"
@@ -194,15 +196,11 @@ def check_overfit(model: Model, data: Dataset, train_cfg: C.TrainConfig, n: int 
     floor = loss_floor(x.cpu(), y.cpu())
     tc = replace(train_cfg, weight_decay=0.0)
     optimizer = make_optimizer(model, tc)
+    autocast = functools.partial(precision, model.device, tc.dtype)  # as training will run
     model.train()
     first = loss = None
     for step in range(1, steps + 1):
-        _, loss_t = model(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss_t.backward()
-        if tc.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        optimizer.step()
+        loss_t = train_step(model, model, optimizer, x, y, tc.grad_clip, autocast)
         if step == 1 or step % 10 == 0:  # a host sync only every few steps
             loss = loss_t.item()
             first = loss if first is None else first
@@ -243,12 +241,7 @@ def _guarded(name: str, check) -> CheckResult:
 
 def check_config(cfg: C.Config, overfit_steps: int = 1000, write=print) -> tuple[Model, list[CheckResult]]:
     """Build cfg's data and untrained model, then run every check on them."""
-    device = setup_torch(cfg)
-    data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
-                        cfg.data.dev_fraction, cfg.data.test_fraction, warn=write)
-    torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
-    data, model = data.to(device), model.to(device)
+    data, model = setup(cfg, warn=write)
     return model, run_checks(model, data, cfg.train, overfit_steps)
 
 
@@ -388,18 +381,6 @@ def check_bias_before_batch_norm(model: Model, data: Dataset, n: int = 32) -> Ch
     return CheckResult(name, "pass", detail + ", none fed directly by a layer with a bias")
 
 
-def _loop_step(model: Model, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               grad_clip: float = 0.0) -> torch.Tensor:
-    """One step of the training loop: forward, zero_grad, backward, clip, optimizer step."""
-    _, loss = model(x, y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    return loss
-
-
 def check_zero_grad(model: Model, data: Dataset, train_cfg: C.TrainConfig, step: Callable | None = None,
                     n: int | None = None, seed: int = 0) -> CheckResult:
     """Steps on batches A, B, then A again, each from the same weights: A's gradient must come out the same twice.
@@ -411,7 +392,7 @@ def check_zero_grad(model: Model, data: Dataset, train_cfg: C.TrainConfig, step:
     name = "zero_grad"
     if not model.trainable:
         return CheckResult(name, "skip", "count model: nothing is trained by gradient descent")
-    step = step or (lambda m, opt, x, y: _loop_step(m, opt, x, y, train_cfg.grad_clip))
+    step = step or (lambda m, opt, x, y: train_step(m, m, opt, x, y, train_cfg.grad_clip))
     n = n or (32 if model.examples(data.train).width == 1 else 8)
     a, b = random_batch(data.train, model, n, seed), random_batch(data.train, model, n, seed + 1)
     optimizer = make_optimizer(model, train_cfg)
@@ -546,18 +527,7 @@ def check_gradients(model: Model, data: Dataset, train_cfg: C.TrainConfig,
     return CheckResult(name, "pass", detail), rows
 
 
-def build_for_checks(cfg: C.Config, write=print) -> tuple[Dataset, Model]:
-    """cfg's data and untrained model, on cfg's device."""
-    setup_torch(cfg)
-    data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
-                        cfg.data.dev_fraction, cfg.data.test_fraction, warn=write)
-    torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
-    device = torch.device(cfg.train.device)
-    return data.to(device), model.to(device)
-
-
 def check_gradients_config(cfg: C.Config, write=print) -> tuple[Model, CheckResult, list[GradientRow]]:
     """Build cfg's data and untrained model, then compare its hand-written backward with autograd."""
-    data, model = build_for_checks(cfg, write)
+    data, model = setup(cfg, warn=write)
     return model, *check_gradients(model, data, cfg.train, cfg.seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 from .config import ConfigError
@@ -86,18 +87,30 @@ def format_value(value, key: str = "") -> str:
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
-    """A GitHub Markdown table, numbers right-aligned, columns padded so it also reads as plain text."""
+    """Rows (dicts of raw values) as a Markdown table: cells formatted by format_value, numbers right-aligned."""
     cells = [[format_value(row.get(c), c) for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     numeric = [all(isinstance(row.get(c), (int, float)) or row.get(c) is None for row in rows) and c != "run"
                for c in columns]
+    return render_table(columns, cells, numeric)
+
+
+NUMBER = re.compile(r"[-+]?[\d,]*\.?\d+(e[-+]?\d+)?\s*[%×x]?|[-—]?")  # 1,234.5 | 38.6% | 13.6× | - | — | empty
+
+
+def render_table(headers: list[str], cells: list[list[str]], numeric: list[bool] | None = None) -> str:
+    """The one Markdown table renderer (compare, sweep, benchmarks): columns padded so it also reads as plain
+    text, numeric columns right-aligned (by default: those whose every cell reads as a number or a dash)."""
+    if numeric is None:
+        numeric = [any(r[i] not in ("", "-", "—") for r in cells) and all(NUMBER.fullmatch(r[i]) for r in cells)
+                   for i in range(len(headers))]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
 
     def line(values: list[str]) -> str:
         padded = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
         return "| " + " | ".join(padded) + " |"
 
     rule = "|" + "|".join("-" * (w + 1) + ":" if num else "-" * (w + 2) for w, num in zip(widths, numeric)) + "|"
-    return "\n".join([line(columns), rule] + [line(r) for r in cells])
+    return "\n".join([line(headers), rule] + [line(r) for r in cells])
 
 
 def write_csv(rows: list[dict], columns: list[str], path: str | Path) -> None:

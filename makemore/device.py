@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from .config import ConfigError
@@ -42,3 +44,9 @@ def autocast_dtype(device: torch.device, dtype: str = "auto") -> torch.dtype | N
         raise ConfigError(f"--dtype bfloat16 needs a CUDA GPU that supports it, and this run is on {device}: "
                           f"use --dtype auto or float32")
     return torch.bfloat16 if bf16 and dtype != "float32" else None
+
+
+def precision(device: torch.device, dtype: str = "auto"):
+    """A context for the training step's forward pass: bfloat16 autocast where autocast_dtype says so, else none."""
+    amp = autocast_dtype(device, dtype)
+    return torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()

@@ -12,7 +12,9 @@ below the rate where the run diverged. Nothing is saved as a checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +23,11 @@ import torch
 from tqdm import tqdm
 
 from . import config as C
-from .data import load_dataset
-from .models import Model, create_model
-from .runs import setup_torch
+from .device import precision
+from .models import Model
+from .runs import setup
 from .tracking import Tracker
-from .train import Batches, make_optimizer
+from .train import Batches, make_optimizer, train_step
 
 CSV_FILE, PNG_FILE, TB_DIR = "lr_find.csv", "lr_find.png", "tb/lr_find"
 
@@ -87,20 +89,15 @@ def suggest(lrs: list[float], smoothed: list[float], divisor: float = 3.0) -> tu
 
 def sweep_rates(model: Model, batches: Batches, optimizer: torch.optim.Optimizer, lrs: list[float],
                 beta: float = 0.95, stop_factor: float = 4.0, grad_clip: float = 0.0,
-                progress: bool = False) -> tuple[list[float], list[float]]:
-    """One optimizer step at each rate until the smoothed loss diverges; returns (rates used, losses)."""
+                progress: bool = False, autocast=contextlib.nullcontext) -> tuple[list[float], list[float]]:
+    """One training step (train.train_step) at each rate until the smoothed loss diverges; (rates used, losses)."""
     losses: list[float] = []
     model.train()
     for lr in tqdm(lrs, disable=not progress, desc="lr-find", dynamic_ncols=True):
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = batches.next()
-        _, loss = model(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        loss = train_step(model, model, optimizer, x, y, grad_clip, autocast)
         losses.append(loss.item())  # one sync a step: the stop test needs the value
         if diverged_index(smooth(losses, beta), stop_factor) is not None:  # O(steps^2) floats: nothing
             break
@@ -119,11 +116,7 @@ def lr_find(cfg: C.Config, lr_min: float = 1e-5, lr_max: float = 1.0, steps: int
         raise C.ConfigError(f"--smoothing must be in [0, 1), got {beta:g}")
     if divisor < 1:
         raise C.ConfigError(f"--divisor must be at least 1, got {divisor:g}")
-    device = setup_torch(cfg)
-    data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
-                        cfg.data.dev_fraction, cfg.data.test_fraction, warn=write)
-    torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
+    data, model = setup(cfg, warn=write)
     if not model.trainable or not any(p.requires_grad for p in model.parameters()):
         raise C.ConfigError(f"{cfg.model_type} is fitted by counting, not by gradient descent: "
                             f"it has no learning rate to find")
@@ -131,13 +124,13 @@ def lr_find(cfg: C.Config, lr_min: float = 1e-5, lr_max: float = 1.0, steps: int
         from .plots import require_matplotlib
 
         require_matplotlib()  # before the work, not after it
-    data, model = data.to(device), model.to(device)
     write(f"lr-find: {cfg.model_type}, {model.num_params():,} parameters, {cfg.train.optimizer}, batch "
           f"{cfg.train.batch_size}, {steps} steps from {lr_min:.1e} to {lr_max:.1e}")
     rates = schedule(lr_min, lr_max, steps)
     batches = Batches(data.train, model, cfg.train.batch_size, cfg.seed)
+    autocast = functools.partial(precision, model.device, cfg.train.dtype)  # as training will run
     lrs, losses = sweep_rates(model, batches, make_optimizer(model, cfg.train), rates, beta, stop_factor,
-                              cfg.train.grad_clip, progress)
+                              cfg.train.grad_clip, progress, autocast)
     stop = diverged_index(smooth(losses, beta), stop_factor)
     smoothed = centered(losses, max(1, round(0.5 / (1 - beta))))  # about as wide as the EMA's memory
     suggestion, at_min = suggest(lrs[:stop], smoothed[:stop], divisor)

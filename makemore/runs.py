@@ -149,6 +149,17 @@ def setup_torch(cfg: C.Config) -> torch.device:
     return device
 
 
+def setup(cfg: C.Config, warn=warn) -> tuple[Dataset, Model]:
+    """A config's data and fresh model (seeded), both on its device (checked): where training, lr-find and the
+    checks start."""
+    device = setup_torch(cfg)
+    data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
+                        cfg.data.dev_fraction, cfg.data.test_fraction, warn=warn)
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
+    return data.to(device), model.to(device)
+
+
 def resume_state(work_dir: Path, overrides: dict | None) -> tuple[C.Config, Dataset, Model, dict]:
     """The config, data, model and training state of a run to resume, with the overrides it can honour."""
     state = checkpoint.load(work_dir / "last.pt")
@@ -181,16 +192,12 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
     """
     t_start = time.perf_counter()
     work_dir = Path(cfg.work_dir)
-    setup_torch(cfg)
     state = None
     if resume:
         check_work_dir(work_dir, resume, overwrite)
         cfg, data, model, state = resume_state(work_dir, overrides)
     else:  # data and model first: a bad input fails before the run folder is touched
-        data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
-                            cfg.data.dev_fraction, cfg.data.test_fraction, warn=warn)
-        torch.manual_seed(cfg.seed)
-        model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
+        data, model = setup(cfg)
         check_work_dir(work_dir, resume, overwrite)
     make_work_dir(work_dir)
     with RunLock(work_dir):

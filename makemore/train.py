@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
 import time
@@ -15,7 +16,7 @@ from tqdm import tqdm
 from . import checkpoint
 from .config import Config, TrainConfig
 from .data import Dataset, Split
-from .device import autocast_dtype
+from .device import precision
 from .evaluate import split_nll
 from .models import Model
 from .sample import generate_tagged
@@ -61,6 +62,25 @@ def make_optimizer(model: Model, cfg: TrainConfig) -> torch.optim.Optimizer:
     # fused: one kernel updates every parameter (about 3x faster than a loop over them on the CPU)
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=fused or None)
+
+
+def train_step(forward, model: Model, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               grad_clip: float = 0.0, autocast=contextlib.nullcontext, before_update=None) -> torch.Tensor:
+    """One optimization step: forward (in autocast()), zero_grad, backward, clip, update; the loss, on its device.
+
+    forward is the model or its compiled form; before_update(), if given, runs after clipping and before the
+    update (diagnostics read the gradients there).
+    """
+    with autocast():
+        _, loss = forward(x, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if before_update is not None:
+        before_update()
+    optimizer.step()
+    return loss.detach()
 
 
 class Batches:
@@ -218,8 +238,8 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
     t0 = time.perf_counter()
     started = t0 if started is None else started
     device = model.device  # the running loss stays where the loss is: no copy, no sync per step
-    amp = autocast_dtype(device, tc.dtype)  # bfloat16 matmuls where the GPU has them; weights stay float32
-    precision = (lambda: torch.autocast(device.type, dtype=amp)) if amp else contextlib.nullcontext
+    autocast = functools.partial(precision, device, tc.dtype)  # bfloat16 where the GPU has it; weights stay float32
+    autocast()  # an impossible --dtype fails here, before the first step
     loss_sum, loss_count = torch.zeros((), device=device), 0
     first_bad = torch.tensor(-1, device=device)  # first step with a non-finite loss, tracked without a host sync
     stopped = "finished"
@@ -232,18 +252,10 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
                 group["lr"] = lr
             observing = observer is not None and observer.wants(step)  # before forward: hooks record it
             x, y = batches.next()
-            with precision():
-                _, loss = forward(x, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if tc.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            if observing:
-                observer.before_step(step, lr)
-            optimizer.step()
+            before_update = functools.partial(observer.before_step, step, lr) if observing else None
+            loss = train_step(forward, model, optimizer, x, y, tc.grad_clip, autocast, before_update)
             if observing:
                 observer.after_step(step, lr)
-            loss = loss.detach()
             loss_sum += loss
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
             loss_count += 1

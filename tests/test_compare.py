@@ -55,3 +55,14 @@ def test_rows_without_dev_loss_sort_last_and_render(tmp_path):
     assert table.splitlines()[3].split("|")[2].strip() == "-"
     write_csv(rows, ["run", "dev_nll"], tmp_path / "r.csv")
     assert (tmp_path / "r.csv").read_text(encoding="utf-8").splitlines()[2] == "x,"
+
+
+def test_compare_sweep_and_the_benchmarks_share_one_renderer():
+    from benchmarks.common import table
+
+    rows = [{"run": "a", "params": 1234, "dev_nll": 2.0}, {"run": "b", "params": 56, "dev_nll": None}]
+    md = markdown_table(rows, ["run", "params", "dev_nll"])
+    assert md.splitlines()[1] == "|-----|-------:|--------:|"  # numbers right-aligned, padded to the widest cell
+    assert table(["run", "params", "dev_nll"], [["a", "1,234", "2.0000"], ["b", "56", "-"]]) == md
+    mixed = table(["x", "note"], [["13.6×", "— (no matmul)"], ["—", "38.6%"]])
+    assert mixed.splitlines()[1] == "|------:|---------------|"  # a column with words in it stays left-aligned

@@ -222,9 +222,9 @@ def test_bfloat16_autocast_on_cuda_where_supported_and_float32_elsewhere(bf16, m
 
 def test_the_training_step_runs_in_the_autocast_precision_and_keeps_float32_weights(tiny_file, tiny_data, tmp_path,
                                                                                     monkeypatch):
-    import makemore.train as T
+    import makemore.device as D
 
-    monkeypatch.setattr(T, "autocast_dtype", lambda device, dtype: torch.bfloat16)  # as on a bf16 GPU
+    monkeypatch.setattr(D, "autocast_dtype", lambda device, dtype: torch.bfloat16)  # as on a bf16 GPU
     cfg = quick_config(tmp_path, "mlp", tiny_file, **{"train.max_steps": 4, "train.eval_interval": 4})
     (tmp_path / "run").mkdir()
     model = small_model("mlp", tiny_data.vocab.size)
