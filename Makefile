@@ -28,3 +28,6 @@ tensorboard:
 
 bench:  ## every benchmark; results go to benchmarks/results/*.json
 	$(PYTHON) -m benchmarks.run_all
+
+gpu-check:  ## on a machine with a CUDA GPU: train, resume, evaluate and sample every model there, load it on the CPU
+	$(PYTHON) -m benchmarks.gpu_check
