@@ -1,4 +1,4 @@
-"""TensorBoard logging: scalars, text and histograms in real event files under the run folder."""
+"""TensorBoard logging: scalars and text in real event files under the run folder (diagnostics add histograms)."""
 
 from __future__ import annotations
 
@@ -27,10 +27,6 @@ class Tracker:
     def text(self, tag: str, text: str, step: int) -> None:
         if self.writer:
             self.writer.add_text(tag, text, step)
-
-    def histogram(self, tag: str, values, step: int) -> None:
-        if self.writer:
-            self.writer.add_histogram(tag, values, step)
 
     def close(self) -> None:
         if self._writer is not None:

@@ -142,3 +142,25 @@ def test_same_seed_same_losses_across_processes(tmp_path, tiny_file):
                                                                        for s in ("train", "dev", "test")]
     probe = "import makemore, os, torch; print(os.environ['MKL_CBWR'])"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "AUTO,STRICT"
+
+
+def test_harness_commands_refuse_what_they_cannot_do_in_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    cases = [(["diagnose", str(tmp_path / "nope")], "is not a run folder"),
+             (["diagnose", str(tmp_path / "empty"), "--no-plots"], "nothing to diagnose"),
+             (["sweep", "configs/sweeps/mlp-grid.yaml", "--config", "configs/mlp.yaml"], "drop --config")]
+    for args, message in cases:
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+
+
+def test_ctrl_c_outside_training_exits_130_in_one_line(monkeypatch, capsys):
+    import makemore.cli as cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "eval_run", interrupted)
+    assert main(["eval", "-o", "anywhere"]) == 130
+    assert capsys.readouterr().err == "makemore: interrupted\n"

@@ -66,3 +66,12 @@ def test_compare_sweep_and_the_benchmarks_share_one_renderer():
     assert table(["run", "params", "dev_nll"], [["a", "1,234", "2.0000"], ["b", "56", "-"]]) == md
     mixed = table(["x", "note"], [["13.6×", "— (no matmul)"], ["—", "38.6%"]])
     assert mixed.splitlines()[1] == "|------:|---------------|"  # a column with words in it stays left-aligned
+
+
+@pytest.mark.parametrize("text,message", [("{not json", "cannot read .*results.json: JSONDecodeError"),
+                                          ("[1, 2]", "results.json is not a makemore results file")])
+def test_a_damaged_results_file_is_a_one_line_error(text, message, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        compare_runs([tmp_path / "run"])

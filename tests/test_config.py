@@ -66,3 +66,42 @@ def test_set_override_parses_yaml_values():
     assert C.parse_override("train.betas=[0.9, 0.95]") == ("train.betas", [0.9, 0.95])
     with pytest.raises(C.ConfigError, match="KEY=VALUE"):
         C.parse_override("train.lr")
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("train.min_lr_ratio", 1.5, "train.min_lr_ratio must be between 0 and 1, got 1.5"),
+    ("train.step_at", 0, "train.step_at must be in (0, 1], got 0"),
+    ("train.step_factor", -1, "train.step_factor must be positive, got -1"),
+    ("train.betas", [0.9, 1.0], "train.betas must each be in [0, 1), got [0.9, 1.0]"),
+    ("train.target_loss", 0, "train.target_loss must be positive, got 0"),
+    ("train.warmup_steps", -1, "train.warmup_steps must not be negative, got -1"),
+    ("sample.max_length", 0, "sample.max_length must be at least 1, got 0"),
+    ("sample.seed", -1, "sample.seed must be between 0 and 2**63 - 1, got -1"),
+    ("data.max_length", 0, "data.max_length must be at least 1, got 0"),
+    ("data.dev_fraction", 0.5, "data.dev_fraction must be between 0 and 0.5, got 0.5"),
+    ("train.lr", 10**400, "train.lr must be float, got 1000"),  # an integer beyond any float
+    ("train", 0, "train must be a mapping of options, got int"),
+    ("model", [1], "model must be a mapping with a type key"),
+    ("work_dir", 3, "work_dir must be str, got 3"),
+])
+def test_each_impossible_value_is_named_with_what_is_valid(key, value, message):
+    with pytest.raises(C.ConfigError) as e:
+        build_config(overrides={key: value})
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unreadable_or_nested_yaml_and_unparsable_overrides(tmp_path):
+    with pytest.raises(C.ConfigError, match="cannot read config file .*IsADirectoryError"):
+        C.load_yaml(tmp_path)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(C.ConfigError, match="nested too deeply"):
+        C.load_yaml(deep)
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(C.ConfigError, match="the top level must be a mapping of sections"):
+        C.load_yaml(tmp_path / "list.yaml")
+    (tmp_path / "empty.yaml").write_text("")
+    assert C.load_yaml(tmp_path / "empty.yaml") == {}
+    assert C.parse_override("sample.prefix=[a") == ("sample.prefix", "[a")  # not YAML: the text as given
+    with pytest.raises(C.ConfigError, match="expected KEY=VALUE"):
+        C.parse_override("train.lr")

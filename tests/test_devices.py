@@ -282,3 +282,15 @@ def test_a_checkpoint_saved_on_a_gpu_samples_evaluates_and_resumes_on_a_cpu(tmp_
     out = capsys.readouterr().out
     assert "trained on cuda and continues on cpu" in out and checkpoint.load(work / "last.pt")["step"] == 15
     assert checkpoint.load(work / "last.pt")["rng"]["device"] == "cpu"
+
+
+def test_a_device_this_machine_lacks_is_one_line(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match="'cuda:3' is not available: this machine has 1 CUDA device"):
+        resolve_device("cuda:3")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="'mps' is not available on this machine; use --device cpu"):
+        resolve_device("mps")
+    with pytest.raises(ConfigError, match="'meta' is not supported: use auto, cpu, cuda, cuda:N or mps"):
+        resolve_device("meta")

@@ -65,3 +65,12 @@ def test_lr_find_refuses_count_models_and_bad_bounds(tmp_path, tiny_file):
                        write=lambda m: None)
     with pytest.raises(ConfigError, match="lr-min"):
         lrfind.lr_find(quick_config(tmp_path, "mlp", tiny_file), lr_min=1.0, lr_max=0.1, write=lambda m: None)
+
+
+@pytest.mark.parametrize("kwargs,message", [({"steps": 5}, "--steps must be at least 10, got 5"),
+                                            ({"beta": 1.0}, r"--smoothing must be in \[0, 1\), got 1"),
+                                            ({"divisor": 0.5}, "--divisor must be at least 1, got 0.5")])
+def test_lr_find_refuses_bad_settings_before_any_work(kwargs, message, tmp_path, tiny_file):
+    with pytest.raises(ConfigError, match=message):
+        lrfind.lr_find(quick_config(tmp_path, "mlp", tiny_file), write=lambda m: None, **kwargs)
+    assert not (tmp_path / "run").exists()

@@ -138,3 +138,15 @@ def test_an_error_inside_generation_gives_the_training_mode_back(tiny_data):
     with pytest.raises(RuntimeError, match="out of memory"):
         generate(model, tiny_data.vocab, 4, 10, generator=gen(0))
     assert calls == [False] and model.training  # sampled in eval mode, and the caller's mode is back
+
+
+def test_a_model_with_a_context_limit_refuses_a_longer_prefix_and_stops_words_there(trained, tiny_data):
+    class Short(type(trained)):
+        context_limit = 4  # reads at most 4 positions: the start token and 3 characters
+
+    model = Short(trained.config, tiny_data.vocab.size)
+    model.load_state_dict(trained.state_dict())
+    words = generate(model, tiny_data.vocab, 200, 20, generator=gen(0))
+    assert max(len(w) for w in words) == 3
+    with pytest.raises(SampleError, match="prefix 'abcd' has 4 characters, but this model reads at most 3"):
+        generate(model, tiny_data.vocab, 1, 20, prefix="abcd")

@@ -118,3 +118,33 @@ def test_cli_dry_run_lists_runs_and_shipped_sweep_loads(tmp_path, tiny_file, cap
     assert shipped
     for path in shipped:
         assert S.load_sweep(path, {"data.input": str(tiny_file)}).runs
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"grid": {"model.n_embd": [4]}, "bogus": 1}, "unknown key bogus (valid keys: base, grid, runs"),
+    ({"base": 3, "grid": {"model.n_embd": [4]}}, "base must be a config file path or a mapping, got 3"),
+    ({"base": "nope.yaml", "grid": {"model.n_embd": [4]}}, "base config nope.yaml not found"),
+    ({}, "a sweep needs exactly one of grid"),
+    ({"grid": {"a": [1]}, "runs": [{"a": 1}]}, "a sweep needs exactly one of grid"),
+    ({"grid": [1, 2]}, "grid must be a mapping of dotted keys to lists of values"),
+    ({"grid": {"model.n_embd": 4}}, "grid values must be non-empty lists: model.n_embd"),
+    ({"runs": {"model.n_embd": 4}}, "runs must be a non-empty list of mappings"),
+    ({"grid": {"model.n_embd": [4]}, "overrides": [1]}, "overrides must be a mapping of dotted keys to values"),
+])
+def test_a_bad_sweep_file_is_one_line_naming_the_problem(spec, message, tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        S.load_sweep(path)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_diverged_run_is_marked_and_not_retried(tmp_path, tiny_file):
+    sw = S.load_sweep(write_sweep(tmp_path, tiny_file, grid={"train.lr": [1e30]}))
+    log: list[str] = []
+    assert S.run_sweep(sw, progress=False, write=log.append)
+    assert S.run_state(sw.runs[0]) == "diverged" and any("the loss became" in line for line in log)
+    log.clear()
+    assert S.run_sweep(S.load_sweep(sw.path), progress=False, write=log.append)
+    assert any("diverged already, skipped" in line for line in log)
+    assert [r["note"] for r in S.table_rows(sw)] == ["diverged"]

@@ -75,3 +75,27 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_file
     with pytest.raises(TrainingDiverged, match=r"step \d+.*lower the learning rate"):
         run(tmp_path, tiny_file, "d", **{"train.lr": 1e30, "train.eval_interval": 10, "train.max_steps": 40})
     assert (work / "last.pt").read_bytes() == good
+
+
+def test_a_compiler_failure_falls_back_to_eager_with_a_warning(tmp_path, tiny_file, monkeypatch):
+    def broken(model):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    cfg = quick_config(tmp_path / "c", "mlp", tiny_file, **{"model.n_embd2": 32, "train.compile": True})
+    data = load_dataset(tiny_file, warn=lambda m: None)
+    torch.manual_seed(cfg.seed)
+    model = create_model("mlp", cfg.model, data.vocab.size)
+    (tmp_path / "c").mkdir()
+    messages = []
+    result = train(model, data, cfg, tmp_path / "c", progress=False, write=messages.append)
+    assert messages[0] == "warning: --compile failed (RuntimeError); training without it"
+    assert result.stopped == "finished" and result.step == 30
+
+
+def test_without_flock_a_run_trains_unlocked(tmp_path, tiny_file, monkeypatch):
+    import makemore.runs as R
+
+    monkeypatch.setattr(R, "fcntl", None)  # as on Windows
+    results = R.train_run(quick_config(tmp_path, "mlp", tiny_file), progress=False, write=lambda m: None)
+    assert results["final_step"] == 30 and not (tmp_path / "run" / ".lock").exists()
