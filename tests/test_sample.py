@@ -126,7 +126,7 @@ def test_tags_use_the_splits():
 
 
 def test_an_error_inside_generation_gives_the_training_mode_back(tiny_data):
-    model = small_model("mlp", tiny_data.vocab.size)
+    model = small_model("mlp", tiny_data.vocab.size, tiny_data.max_item_length)
     calls = []
 
     def failing_step(tokens, state):
