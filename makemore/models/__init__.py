@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import Model, ModelConfigError, SequenceModel, WindowModel
 from .bigram import Bigram
 from .bnmlp import BNMLP
+from .convnet import ConvNet
 from .mlp import MLP
 from .nbigram import NeuralBigram
 from .ngram import Ngram
@@ -17,6 +18,7 @@ MODELS: dict[str, type[Model]] = {
     "ngram": Ngram,
     "bnmlp": BNMLP,
     "wavenet": WaveNet,
+    "convnet": ConvNet,
 }
 
 
