@@ -238,6 +238,23 @@ def test_wavenet_mismatch_is_a_cli_config_error(tmp_path, capsys):
     assert "block_size" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("n_layer", [3, 4])
+def test_wavenet_steps_through_words_longer_than_its_window_as_the_forward_reads_them(tiny_data, n_layer):
+    # generation carries one queue of past nodes per level; the forward re-reads each padded window
+    model = trained("wavenet", WaveNetConfig(block_size=2**n_layer, n_embd=8, n_embd2=32, n_layer=n_layer),
+                    tiny_data).eval()
+    torch.manual_seed(1)
+    x = torch.cat([torch.zeros(5, 1, dtype=torch.long), torch.randint(1, tiny_data.vocab.size, (5, 39))], dim=1)
+    padded = torch.cat([torch.zeros(5, model.block_size - 1, dtype=torch.long), x], dim=1)
+    windows = padded.unfold(1, model.block_size, 1)  # (5, 40, block_size): the window ending at each position
+    state = model.init_state(5)
+    assert [len(q) for q in state["queues"]] == [2**i for i in range(n_layer)]
+    with torch.no_grad():
+        for t in range(x.size(1)):
+            logits, state = model.step(x[:, t], state)
+            assert torch.allclose(logits, model(windows[:, t])[0], atol=1e-5, rtol=1e-5), t
+
+
 def test_windows_hold_only_real_targets(tiny_data):
     # batch norm sees exactly the rows of the windows: one per real character, never padding past a word's end
     for split in tiny_data.splits.values():

@@ -6,6 +6,7 @@ from .base import Model, ModelConfigError, SequenceModel, WindowModel
 from .bigram import Bigram
 from .bnmlp import BNMLP
 from .bow import BoW
+from .convnet import ConvNet
 from .gru import GRU
 from .lstm import LSTM
 from .mlp import MLP
@@ -27,6 +28,7 @@ MODELS: dict[str, type[Model]] = {
     "gru": GRU,
     "lstm": LSTM,
     "bow": BoW,
+    "convnet": ConvNet,
 }
 
 

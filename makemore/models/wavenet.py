@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import ModelConfigError, WindowModel, sizes_problems
+from .base import ModelConfigError, WindowModel, keep_rows, sizes_problems
 from .layers import BatchNorm1d, Embedding, FlattenConsecutive, Linear, Sequential, Tanh
 
 
@@ -35,7 +35,12 @@ class WaveNetConfig:
 
 
 class WaveNet(WindowModel):
-    """Embeddings (B, T, C) -> n_layer x [fuse pairs -> Linear -> BatchNorm1d -> Tanh] -> (B, H) -> logits (B, V)."""
+    """Embeddings (B, T, C) -> n_layer x [fuse pairs -> Linear -> BatchNorm1d -> Tanh] -> (B, H) -> logits (B, V).
+
+    The fusion is a dilated convolution: level i's node ending at position p reads level i-1's nodes
+    at p - 2**i and p (level -1: the embeddings). So generation keeps, per level, a queue of its last
+    2**i inputs and computes one new node per level per character instead of re-reading the window.
+    """
 
     Config = WaveNetConfig
     # weight decay does not shrink what a matrix before a batch norm computes, so it takes a strong one
@@ -66,3 +71,35 @@ class WaveNet(WindowModel):
         h = self.hidden(emb)  # (B, H)
         logits = self.head(h)  # (B, V)
         return logits, self.loss(logits, targets)
+
+    def affine_levels(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Each level as (W, scale, shift): eval-mode BatchNorm1d(x @ W) is (x @ W) * scale + shift."""
+        out = []
+        for lin, bn in zip(self.hidden.layers[1::4], self.hidden.layers[2::4]):
+            scale = bn.gain * torch.rsqrt(bn.running_var + bn.eps)  # (H,)
+            out.append((lin.weight, scale, bn.bias - bn.running_mean * scale))
+        return out
+
+    def init_state(self, n: int):
+        # generation reads one word at a time, so batch norm uses its running statistics (eval mode) here
+        levels = self.affine_levels()
+        # before the word the window holds boundary tokens, so every level's earlier nodes are one constant
+        node = self.wte.weight[:1]  # (1, C)
+        queues = []
+        for i, (w, scale, shift) in enumerate(levels):
+            queues.append([node.expand(n, -1)] * 2**i)  # level i's inputs at p - 2**i .. p - 1, oldest first
+            node = torch.tanh(torch.addcmul(shift, torch.cat([node, node], dim=1) @ w, scale))
+        return {"levels": levels, "queues": queues}
+
+    def step(self, tokens, state):
+        # one word a call is bound by the number of tensor ops, not by arithmetic: fused ops where they exist
+        x = self.wte.weight.index_select(0, tokens)  # (n, C)
+        queues = []
+        for (w, scale, shift), queue in zip(state["levels"], state["queues"]):
+            queues.append(queue[1:] + [x])  # a list of (n, C) tensors: moving the queue costs no tensor op
+            x = torch.tanh(torch.addcmul(shift, torch.cat([queue[0], x], dim=1) @ w, scale))  # the node ending here
+        logits = torch.addmm(self.head.bias, x, self.head.weight)  # self.head(x) in one op
+        return logits, {"levels": state["levels"], "queues": queues}
+
+    def keep(self, state, rows):
+        return {"levels": state["levels"], "queues": keep_rows(state["queues"], rows)}
