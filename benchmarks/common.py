@@ -35,11 +35,6 @@ MAKEMORE_MODEL = {"n_embd": 64, "n_embd2": 64, "block_size": 16, "n_layer": 4, "
 MAKEMORE_PY_MODELS = {"nbigram", "mlp", "rnn", "gru", "bow", "transformer"}
 MAKEMORE_WORDS = 32  # makemore.py's batch: 32 whole words a step
 
-# makemore.py at its defaults on this machine (issue 6): target characters per second of training;
-# its "bigram" is a table of logits trained by gradient descent, i.e. our nbigram
-REFERENCE_CHARS_PER_S = {"nbigram": 33_000, "mlp": 14_300, "rnn": 15_900, "gru": 8_700, "bow": 21_200,
-                         "transformer": 5_300}
-
 
 @contextlib.contextmanager
 def torch_threads(n: int):
