@@ -28,6 +28,7 @@ from .common import (
     Enough,
     StepTimer,
     cli_main,
+    cpu_busy,
     fmt,
     is_sequence,
     load_names,
@@ -41,6 +42,7 @@ from .common import (
 )
 
 SETTINGS = ("shipped", "makemore")
+BUSY = 0.1  # share of the cores other work may take before a speed-up is flagged as unreliable
 NO_EVAL = 10**9  # neither dev evaluation nor the end of training happens while a step is being timed
 
 
@@ -94,14 +96,18 @@ def measure(model_type: str, setting: str, data: Dataset, peak_gflops: float, qu
 def beside_makemore_py(row: dict, script, input: str | Path, quick: bool) -> str | None:
     """Time makemore.py's own model at the row's thread count and add it and the speed-up to the row.
 
-    Returns a one-line note when makemore.py could not be measured; then the row keeps no speed-up.
+    makemore.py runs twice, with its default 4 data-loader processes and with none (they share the
+    cores with its training threads), and the faster run counts. Returns a one-line note when it
+    could not be measured; then the row keeps no speed-up.
     """
     steps, warmup = (30, 10) if quick else (600, 100)
     try:
-        ref = makemore_py.measure(script, row["model"], input, row["threads"], steps, warmup)
+        runs = [makemore_py.measure(script, row["model"], input, row["threads"], steps, warmup, workers)
+                for workers in ((None,) if quick else (None, 0))]
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
         return f"{row['model']}: {e}"
-    row["makemore_py"] = ref
+    ref = min(runs, key=lambda r: r["ms_per_step"])
+    row["makemore_py"] = {**ref, "runs": runs}
     row["speedup_vs_makemore_py"] = row["target_chars_per_s"] / ref["target_chars_per_s"]
     return None
 
@@ -136,9 +142,17 @@ def run(quick: bool = False, results_dir: Path | None = None, input: str | Path 
     rows = []
     for name in models or MODELS:
         for setting in SETTINGS:
+            pair = script and setting == "makemore" and name in makemore_py.TYPES
+            wait = 0.1 if quick else 0.5
+            busy = [cpu_busy(wait)] if pair else []  # a ratio needs both sides timed on an equally quiet machine
             row = measure(name, setting, data, peak, quick)
-            if script and setting == "makemore" and row["trainable"] and name in makemore_py.TYPES:
+            if pair and row["trainable"]:
+                busy.append(cpu_busy(wait))
                 notes += [n for n in [beside_makemore_py(row, script, input or NAMES, quick)] if n]
+                row["cpu_busy_before"] = busy
+                if any(b is not None and b > BUSY for b in busy):
+                    notes.append(f"{name}: other work kept the machine {100 * max(busy):.0f}% busy around this "
+                                 f"pair of measurements, so its speed-up is unreliable; rerun on a quiet machine")
             rows.append(row)
     result = {"peak_gflops": peak, "input": str(input or "names.txt"), "quick": quick, "rows": rows,
               "makemore_py": str(script) if script else None, "notes": notes}

@@ -64,11 +64,12 @@ def targets_per_word(path: str | Path) -> float:
 
 
 def measure(script: Path, model_type: str, input: str | Path, threads: int, steps: int = 600, warmup: int = 100,
-            timeout: float = 900) -> dict:
+            workers: int | None = None, timeout: float = 900) -> dict:
     """Train makemore.py's model `steps` steps at its defaults; its median step time after `warmup`.
 
     It gets the same number of torch threads as our measurement (OMP_NUM_THREADS) and none of our
-    environment's settings (MKL_CBWR, which our package sets for reproducibility, would slow it).
+    environment's settings (MKL_CBWR, which our package sets for reproducibility, would slow it);
+    `workers` sets its --num-workers (None: its default, 4 data-loader processes).
     Raises RuntimeError when it fails or prints too few step times to measure.
     """
     env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
@@ -76,6 +77,7 @@ def measure(script: Path, model_type: str, input: str | Path, threads: int, step
     with tempfile.TemporaryDirectory() as work:
         cmd = [sys.executable, str(script), "--input-file", str(Path(input).resolve()), "--work-dir", work,
                "--type", TYPES[model_type], "--max-steps", str(steps)]
+        cmd += [] if workers is None else ["--num-workers", str(workers)]
         proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
@@ -88,5 +90,5 @@ def measure(script: Path, model_type: str, input: str | Path, threads: int, step
     chars = WORDS * targets_per_word(input)
     return {"type": TYPES[model_type], "threads": threads, "steps": steps, "steps_timed": len(times),
             "ms_per_step": ms, "target_chars_per_step": chars, "target_chars_per_s": chars / ms * 1e3,
-            "command": f"OMP_NUM_THREADS={threads} python makemore.py --input-file {Path(input).name} "
-                       f"--work-dir <tmp> --type {TYPES[model_type]} --max-steps {steps}"}
+            "workers": workers, "command": f"OMP_NUM_THREADS={threads} python makemore.py --input-file "
+            f"{Path(input).name} --work-dir <tmp> " + " ".join(cmd[6:])}
