@@ -74,9 +74,9 @@ class MLP(WindowModel):
         """(T*V, H): row t*V + v is what character v at position t adds to the hidden layer."""
         v, c = self.wte.weight.shape
         t, h = self.config.block_size, self.config.n_embd2
-        # hidden.weight is (H, T*C); its columns t*C..(t+1)*C multiply the embedding at position t
-        tables = self.wte.weight @ self.hidden.weight.view(h * t, c).t()  # (V, H*T)
-        return tables.view(v, h, t).permute(2, 0, 1).reshape(t * v, h)
+        # hidden.weight is (H, T*C): row h*T + t of its (H*T, C) view multiplies the embedding at position t;
+        # the transpose is a view, which matmuls and their gradients read without a copy
+        return (self.hidden.weight.view(h * t, c) @ self.wte.weight.t()).view(h, t * v).t()
 
     def hidden_from_tables(self, idx: torch.Tensor) -> torch.Tensor:
         """The hidden layer's input (B, H), as the sum over positions t of table t's row for idx[:, t].
