@@ -149,6 +149,17 @@ def test_makemore_setting_is_32_words(tiny_data):
     assert makemore_config("mlp", tiny_data).train.batch_size == round(32 * per_item)
 
 
+def test_makemore_setting_matches_makemore_pys_architectures(tiny_data):
+    """Only makemore.py's transformer has 4 layers and heads; its recurrent nets have one layer, none has dropout."""
+    expected = {"transformer": {"n_layer": 4, "n_head": 4, "n_embd": 64, "dropout": 0.0},
+                "rnn": {"n_layer": 1, "n_embd": 64, "n_embd2": 64, "dropout": 0.0},
+                "gru": {"n_layer": 1, "n_embd": 64, "n_embd2": 64, "dropout": 0.0}}
+    for name, sizes in expected.items():
+        if name in MODELS:
+            model = vars(makemore_config(name, tiny_data).model)
+            assert {k: model[k] for k in sizes} == sizes, name
+
+
 def test_step_timer_stops_after_enough_steps():
     timer = StepTimer(warmup=2, max_steps=3, min_steps=1, seconds=60)
     with pytest.raises(Enough):
