@@ -29,16 +29,13 @@ NAMES = (REPO / ".." / "shared" / "data" / "names.txt").resolve()  # the standar
 RESULTS = REPO / "benchmarks" / "results"
 CONFIGS = REPO / "configs"
 
-# makemore.py's defaults (n_layer/n_head only matter to its transformer); block_size 16 is what
-# makemore.py derives from names.txt (longest name + 1)
-MAKEMORE_MODEL = {"n_embd": 64, "n_embd2": 64, "block_size": 16, "n_layer": 4, "n_head": 4}
-MAKEMORE_PY_MODELS = {"nbigram", "mlp", "rnn", "gru", "bow", "transformer"}
+# makemore.py's defaults; block_size 16 is what makemore.py derives from names.txt (longest name + 1).
+# Only its transformer reads n_layer and n_head: its RNN, GRU and BoW have one layer. None has dropout.
+MAKEMORE_MODEL = {"n_embd": 64, "n_embd2": 64, "block_size": 16}
+MAKEMORE_LAYERS = {"transformer": {"n_layer": 4, "n_head": 4}, "rnn": {"n_layer": 1}, "gru": {"n_layer": 1},
+                   "bow": {}, "mlp": {}, "nbigram": {}}
+MAKEMORE_PY_MODELS = set(MAKEMORE_LAYERS)
 MAKEMORE_WORDS = 32  # makemore.py's batch: 32 whole words a step
-
-# makemore.py at its defaults on this machine (issue 6): target characters per second of training;
-# its "bigram" is a table of logits trained by gradient descent, i.e. our nbigram
-REFERENCE_CHARS_PER_S = {"nbigram": 33_000, "mlp": 14_300, "rnn": 15_900, "gru": 8_700, "bow": 21_200,
-                         "transformer": 5_300}
 
 
 @contextlib.contextmanager
@@ -128,15 +125,20 @@ def targets_per_item(data: Dataset) -> float:
 
 
 def makemore_config(model_type: str, data: Dataset, overrides: dict | None = None) -> Config:
-    """makemore.py's setting: batch of 32 words, n_embd 64, n_embd2 64, block_size 16, where the model has them."""
+    """makemore.py's setting: batch of 32 words, n_embd 64, n_embd2 64, block_size 16, where the model has them.
+
+    A model makemore.py also has gets its layers too (the transformer's 4 layers and heads, one
+    recurrent layer) and no dropout; the others get only the sizes, on their shipped configs.
+    """
     fields = model_fields(model_type)
-    keys = [k for k in MAKEMORE_MODEL if k in fields]
-    if model_type not in MAKEMORE_PY_MODELS:  # makemore.py has no such model: only the sizes the issue names
-        keys = [k for k in keys if k not in ("n_layer", "n_head")]
+    sizes = {**MAKEMORE_MODEL, **MAKEMORE_LAYERS.get(model_type, {})}
+    if model_type in MAKEMORE_PY_MODELS and "dropout" in fields:
+        sizes["dropout"] = 0.0
+    keys = [k for k in sizes if k in fields]
     base = {"train.batch_size": words_batch(data, model_type), **(overrides or {})}
     while True:  # drop options the architecture refuses (e.g. a block size it cannot fuse), block size first
         try:
-            cfg = shipped_config(model_type, {**{f"model.{k}": MAKEMORE_MODEL[k] for k in keys}, **base})
+            cfg = shipped_config(model_type, {**{f"model.{k}": sizes[k] for k in keys}, **base})
             # some options are only checked when the model is built
             create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
             return cfg

@@ -19,6 +19,7 @@ from benchmarks import (
     bench_sample,
     bench_speedrun,
     bench_train,
+    makemore_py,
     run_all,
 )
 from benchmarks.common import Enough, StepTimer, makemore_config, words_batch
@@ -45,7 +46,20 @@ def test_matmul(tmp_path):
     assert all(positive(row["gflops"]) for row in data["shapes"])
 
 
-def test_train_covers_every_model_at_both_settings(tmp_path, tiny_file):
+# stands in for makemore.py: prints its step-time lines, 4 ms a step (1000 ms where it would evaluate)
+FAKE_MAKEMORE_PY = """
+import sys
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+assert args["--type"] in ("bigram", "mlp", "rnn", "gru", "bow", "transformer")
+for step in range(0, int(args["--max-steps"]), 10):
+    print(f"step {step} | loss 2.5000 | step time {1000.0 if step % 500 == 0 and step else 4.0:.2f}ms")
+"""
+
+
+def test_train_covers_every_model_at_both_settings(tmp_path, tiny_file, monkeypatch):
+    fake = tmp_path / "makemore.py"
+    fake.write_text(FAKE_MAKEMORE_PY, encoding="utf-8")
+    monkeypatch.setenv("MAKEMORE_PY", str(fake))
     bench_train.run(quick=True, results_dir=tmp_path, input=tiny_file, peak_gflops=100.0)
     rows = saved(tmp_path, "train")["rows"]
     assert {(r["model"], r["setting"]) for r in rows} == {(m, s) for m in MODELS for s in bench_train.SETTINGS}
@@ -57,9 +71,75 @@ def test_train_covers_every_model_at_both_settings(tmp_path, tiny_file):
         if r["flops_per_step"]:  # zero for a model without matmuls (a table lookup): then there is no MFU
             assert positive(r["gflops_per_s"]) and positive(r["mfu"])
         assert r["steps_timed"] >= 5
+        # makemore.py runs beside exactly the models it has, at makemore.py's setting
+        assert (r["makemore_py"] is not None) == (r["setting"] == "makemore" and r["model"] in makemore_py.TYPES)
     mlp = next(r for r in rows if r["model"] == "mlp" and r["setting"] == "makemore")
     assert mlp["model_config"]["n_embd"] == 64 and mlp["model_config"]["block_size"] == 16
-    assert mlp["makemore_py_chars_per_s"] == 14_300 and positive(mlp["speedup_vs_makemore_py"])
+    ref = mlp["makemore_py"]
+    assert ref["ms_per_step"] == 4.0 and ref["threads"] == mlp["threads"]
+    assert ref["target_chars_per_s"] == pytest.approx(32 * makemore_py.targets_per_word(tiny_file) / 0.004)
+    assert mlp["speedup_vs_makemore_py"] == pytest.approx(mlp["target_chars_per_s"] / ref["target_chars_per_s"])
+
+
+def test_no_speed_up_without_makemore_py(tmp_path, tiny_file, monkeypatch):
+    monkeypatch.setenv("MAKEMORE_PY", str(tmp_path / "absent.py"))
+    result = bench_train.run(quick=True, results_dir=tmp_path, input=tiny_file, peak_gflops=100.0, models=["mlp"])
+    assert all(r["makemore_py"] is None and r["speedup_vs_makemore_py"] is None for r in result["rows"])
+    assert "git clone https://github.com/karpathy/makemore" in result["table"] and "×" not in result["table"]
+
+
+def test_a_failing_makemore_py_gives_a_note_and_no_speed_up(tmp_path, tiny_file, monkeypatch):
+    broken = tmp_path / "makemore.py"
+    broken.write_text("import sys\nsys.exit('no module named tensorboard')\n", encoding="utf-8")
+    monkeypatch.setenv("MAKEMORE_PY", str(broken))
+    result = bench_train.run(quick=True, results_dir=tmp_path, input=tiny_file, peak_gflops=100.0, models=["mlp"])
+    mlp = next(r for r in result["rows"] if r["setting"] == "makemore")
+    assert mlp["speedup_vs_makemore_py"] is None
+    assert "mlp: makemore.py --type mlp failed (exit 1): no module named tensorboard" in result["table"]
+
+
+# makemore.py's console output, written here in its format: a header, step lines every 10 steps,
+# an evaluation at step 500 and samples at step 200 between them
+SAMPLE_OUTPUT = """\
+{'input_file': 'names.txt', 'type': 'mlp', 'max_steps': 520}
+number of examples in the dataset: 32033
+step 0 | loss 3.3147 | step time 48.31ms
+step 10 | loss 3.1012 | step time 6.40ms
+step 190 | loss 2.6021 | step time 6.61ms
+step 200 | loss 2.5504 | step time 6.52ms
+--------------------------------------------------------------------------------
+10 samples that are new:
+step 490 | loss 2.4401 | step time 6.21ms
+step 500 | loss 2.4009 | step time 6.30ms
+step 500 train loss: 2.41 test loss: 2.43
+test loss 2.43 is the best so far, saving model to out/model.pt
+step 510 | loss 2.3982 | step time 9.75ms
+"""
+
+
+def test_makemore_py_step_times_are_parsed_and_warm_up_and_evaluation_steps_dropped():
+    times = makemore_py.parse_step_times(SAMPLE_OUTPUT)
+    assert times == {0: 48.31, 10: 6.40, 190: 6.61, 200: 6.52, 490: 6.21, 500: 6.30, 510: 9.75}
+    assert makemore_py.steady_ms(times, warmup=100) == [6.61, 6.21, 9.75]
+
+
+def test_makemore_py_targets_count_each_character_and_the_end_token(tmp_path):
+    path = tmp_path / "w.txt"
+    path.write_text("ab\n\n  abcd \nab\n", encoding="utf-8")  # blank line dropped, spaces stripped, duplicates kept
+    assert makemore_py.targets_per_word(path) == (3 + 5 + 3) / 3
+
+
+def test_makemore_py_is_found_at_the_env_path_or_the_cache(tmp_path, monkeypatch):
+    script = tmp_path / "makemore.py"
+    script.write_text("", encoding="utf-8")
+    assert makemore_py.find({"MAKEMORE_PY": str(script)}) == script
+    assert makemore_py.find({"MAKEMORE_PY": str(tmp_path / "absent.py")}) is None
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert makemore_py.find({}) is None
+    cached = tmp_path / ".cache" / "makemore-py" / "makemore.py"
+    cached.parent.mkdir(parents=True)
+    cached.write_text("", encoding="utf-8")
+    assert makemore_py.find({}) == cached
 
 
 def test_makemore_setting_is_32_words(tiny_data):
@@ -67,6 +147,17 @@ def test_makemore_setting_is_32_words(tiny_data):
     per_item = tiny_data.train.num_targets / len(tiny_data.train)
     assert words_batch(tiny_data, window) == round(32 * per_item)
     assert makemore_config("mlp", tiny_data).train.batch_size == round(32 * per_item)
+
+
+def test_makemore_setting_matches_makemore_pys_architectures(tiny_data):
+    """Only makemore.py's transformer has 4 layers and heads; its recurrent nets have one layer, none has dropout."""
+    expected = {"transformer": {"n_layer": 4, "n_head": 4, "n_embd": 64, "dropout": 0.0},
+                "rnn": {"n_layer": 1, "n_embd": 64, "n_embd2": 64, "dropout": 0.0},
+                "gru": {"n_layer": 1, "n_embd": 64, "n_embd2": 64, "dropout": 0.0}}
+    for name, sizes in expected.items():
+        if name in MODELS:
+            model = vars(makemore_config(name, tiny_data).model)
+            assert {k: model[k] for k in sizes} == sizes, name
 
 
 def test_step_timer_stops_after_enough_steps():

@@ -47,6 +47,10 @@ class MLP(WindowModel):
             self.head.bias.zero_()
 
     def forward(self, idx, targets=None):
+        if self.config.backward == "autograd" and self.use_tables(idx.size(0)):
+            h = torch.tanh(self.hidden_from_tables(idx))  # the same numbers as below, fewer multiply-adds
+            logits = self.head(h)
+            return logits, self.loss(logits, targets)
         emb = self.wte(idx)  # (B, T, C)
         if self.config.backward == "manual":  # the same math; torch.nn.Linear keeps its weight as (out, in)
             h = ManualTanh.apply(ManualLinear.apply(emb.flatten(1), self.hidden.weight.T, self.hidden.bias))
@@ -55,3 +59,34 @@ class MLP(WindowModel):
         h = torch.tanh(self.hidden(emb.flatten(1)))  # (B, T*C) -> (B, H)
         logits = self.head(h)  # (B, V)
         return logits, self.loss(logits, targets)
+
+    def use_tables(self, batch: int) -> bool:
+        """Whether the per-position tables cost fewer multiply-adds than the plain hidden layer.
+
+        Tables: V*C*T*H to build, B*T*V*H to read by one-hot matmul; plain: B*T*C*H. Diagnostics
+        watch the layers through forward hooks, which only the plain path calls.
+        """
+        v, c = self.wte.weight.shape
+        watched = self.wte._forward_hooks or self.hidden._forward_hooks
+        return v * (c + batch) < batch * c and not watched
+
+    def position_tables(self) -> torch.Tensor:
+        """(T*V, H): row t*V + v is what character v at position t adds to the hidden layer."""
+        v, c = self.wte.weight.shape
+        t, h = self.config.block_size, self.config.n_embd2
+        # hidden.weight is (H, T*C): row h*T + t of its (H*T, C) view multiplies the embedding at position t;
+        # the transpose is a view, which matmuls and their gradients read without a copy
+        return (self.hidden.weight.view(h * t, c) @ self.wte.weight.t()).view(h, t * v).t()
+
+    def hidden_from_tables(self, idx: torch.Tensor) -> torch.Tensor:
+        """The hidden layer's input (B, H), as the sum over positions t of table t's row for idx[:, t].
+
+        concat_t(E[x_t]) @ W.T = sum_t E[x_t] @ W_t.T = sum_t (E @ W_t.T)[x_t]: matrix products
+        associate, so this is the plain layer's math with the (V, C) @ (C, H) products done once
+        per step instead of once per example. The rows are summed by a one-hot matmul, whose
+        backward is a matmul too (scatter-adding rows is several times slower on the CPU).
+        """
+        (b, t), v = idx.shape, self.wte.weight.size(0)
+        offsets = torch.arange(0, t * v, v, device=idx.device)  # row of (position, character) in the tables
+        onehot = self.wte.weight.new_zeros(b, t * v).scatter_(1, idx + offsets, 1.0)
+        return torch.addmm(self.hidden.bias, onehot, self.position_tables())
