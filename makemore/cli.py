@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from . import __version__, checks, compare, diagnostics, lrfind, sweep
+from . import score as S
+from .api import load
 from .checkpoint import CheckpointError
 from .config import ConfigError, parse_override
-from .data import DataError
+from .data import DataError, read_items
 from .models import MODELS, ModelConfigError
 from .plots import require_matplotlib
 from .runs import build_config, eval_run, sample_run, train_run
 from .sample import SampleError
+from .score import ScoreError
 from .train import TrainingDiverged
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, SampleError, ModelConfigError)
+USER_ERRORS = (ConfigError, DataError, CheckpointError, SampleError, ScoreError, ModelConfigError)
 
 # flag dest -> dotted config key; a flag left unset leaves the config (YAML or default) alone
 CONFIG_FLAGS = {
@@ -142,6 +146,42 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print("exact NLL over each whole split:")
         for name, r in results.items():
             print(f"  {name:5s} nll {r['nll']:.4f}  ({r['bpc']:.4f} bits/char)")
+    return 0
+
+
+def score_words_of(args: argparse.Namespace) -> list[str]:
+    """The words to score, in order: the arguments, with `-` standing for standard input, then --file."""
+    words = []
+    for word in args.words:
+        words += [w.strip() for w in sys.stdin.read().split("\n") if w.strip()] if word == "-" else [word]
+    if args.file:
+        words += read_items(args.file, args.encoding)
+    if not words:
+        raise ConfigError("no words to score: give them as arguments, with --file FILE, or as - to read standard input")
+    return words
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    words = score_words_of(args)
+    run = load(args.work_dir, args.checkpoint, device=args.device or "cpu")
+    skipped = S.problems(run.model, run.data, words) if args.skip_unknown else {}
+    scores = run.score(words, skip_unknown=args.skip_unknown)
+    if skipped:
+        print(f"skipped {len(skipped)} word(s) that cannot be scored: "
+              + "; ".join(f"{w!r}: {why}" for w, why in list(skipped.items())[:5]), file=sys.stderr)
+    overall = S.total(scores)
+    if args.json:
+        print(json.dumps({"words": [s.to_dict(args.chars) for s in scores], "total": overall,
+                          "skipped": list(skipped)}))
+        return 0
+    tty = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    for i, line in enumerate(S.table(scores)):
+        print(line)
+        if args.chars and i > 0:
+            print("\n".join(S.char_lines(scores[i - 1], run.vocab.size, tty)))
+    if len(scores) > 1:
+        print(f"all {overall['words']} words: {overall['nll']:.4f} nats/char ({overall['bpc']:.4f} bits/char) "
+              f"over {overall['targets']} characters and ends")
     return 0
 
 
@@ -318,6 +358,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="sampler seed (default: the run's, else 42)")
     p.add_argument("--plain", action="store_true", help="print the words only, without origin tags")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("score", help="how likely words are under a saved run: NLL, log-probability, perplexity")
+    add_run_flags(p)
+    p.add_argument("words", nargs="*", metavar="WORD", help="words to score; - reads them from standard input")
+    p.add_argument("--file", help="also score every line of this file")
+    p.add_argument("--encoding", default="utf-8", help="encoding of --file (default utf-8)")
+    p.add_argument("--chars", action="store_true", help="each character's probability and surprise")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--skip-unknown", action="store_true",
+                   help="skip words with characters outside the vocabulary (or too long) instead of failing")
+    p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("eval", help="exact train/dev/test NLL of a saved run")
     add_run_flags(p)
