@@ -7,9 +7,11 @@ Also accepts the original makemore.py's flag names (-i/--input-file, -o/--work-d
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__, checks, compare, diagnostics, lrfind, sweep
@@ -20,7 +22,7 @@ from .config import ConfigError, parse_override
 from .data import DataError, read_items
 from .models import MODELS, ModelConfigError
 from .plots import require_matplotlib
-from .runs import build_config, eval_run, sample_run, train_run
+from .runs import build_config, train_run
 from .sample import SampleError
 from .score import ScoreError
 from .train import TrainingDiverged
@@ -102,10 +104,11 @@ def config_overrides(args: argparse.Namespace) -> dict:
 def cmd_train(args: argparse.Namespace) -> int:
     overrides = config_overrides(args)
     if args.sample_only:  # makemore.py's way of saying `makemore sample`
-        args.num, args.checkpoint, args.plain = None, "model.pt", False
+        args.checkpoint, args.plain, args.json, args.output, args.interactive = "model.pt", False, False, None, True
         args.work_dir = args.work_dir or "out"
-        for name in ("temperature", "prefix", "max_length", "seed"):
-            setattr(args, name, None)
+        for name in SAMPLE_FLAGS:
+            if name != "top_k":  # the one sampling flag train shares
+                setattr(args, name, None)
         return cmd_sample(args)
     cfg = build_config(args.config, overrides)
     if getattr(args, "plots", False):  # figures need diagnostics: record them unless an interval was chosen
@@ -125,21 +128,58 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+SAMPLE_FLAGS = ("num", "temperature", "top_k", "top_p", "prefix", "suffix", "contains", "regex", "min_length",
+                "max_length", "novel", "unique", "tries", "seed")  # each overrides the run's saved sample section
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
-    fields = {"num": args.num, "temperature": args.temperature, "top_k": args.top_k, "prefix": args.prefix,
-              "max_length": args.max_length, "seed": args.seed}
-    flags = {k: v for k, v in fields.items() if v is not None}  # over the run's saved sample section
-    pairs = sample_run(args.work_dir, args.checkpoint, flags, device=args.device or "auto")
-    for word, origin in pairs:
-        print(word if args.plain else f"{word:20s} {origin}")
-    counts = {t: sum(1 for _, o in pairs if o == t) for t in ("train", "dev/test", "new")}
-    print(f"{len(pairs)} samples: {counts['new']} new, {counts['train']} in train, "
-          f"{counts['dev/test']} in dev/test", file=sys.stderr)
-    return 0
+    run = load(args.work_dir, args.checkpoint, device=args.device or "auto")
+    options = {name: getattr(args, name, None) for name in SAMPLE_FLAGS}
+    seed = run.sample_config(**options).seed
+    interactive = getattr(args, "interactive", False) and sys.stdin.isatty()
+    complete = True
+    for round_ in itertools.count():  # one round, or (--sample-only on a terminal) until the user quits
+        with warnings.catch_warnings():  # the API warns of a shortfall; here it is the exit code and one line
+            warnings.simplefilter("ignore")
+            samples = run.sample(**{**options, "seed": seed + round_})
+        complete = samples.stats.complete
+        print_samples(run, samples, args)
+        print(samples.stats.summary(), file=sys.stderr)
+        if not complete:
+            print(f"makemore: {samples.stats.shortfall()}", file=sys.stderr)
+        if not interactive:
+            break
+        try:
+            if input("Enter for more, q to quit: ").strip().lower() in ("q", "quit", "exit"):
+                break
+        except EOFError:
+            break
+    return 0 if complete else 2
+
+
+def print_samples(run, samples, args: argparse.Namespace) -> None:
+    """Words one a line (with their origin unless --plain), or JSON with origins and NLLs; to --output or stdout."""
+    if args.json:
+        scores = run.score(list(samples))
+        text = json.dumps({"samples": [{"word": s.word, "origin": s.origin, "nll": s.nll, "bpc": s.bpc,
+                                        "logprob": s.logprob} for s in scores],
+                           "stats": samples.stats.to_dict()}) + "\n"
+    elif args.plain or args.output:
+        text = "".join(f"{w}\n" for w in samples)
+    else:
+        text = "".join(f"{w:20s} {o}\n" for w, o in zip(samples, samples.origins))
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot write --output {args.output}: {e.strerror}; choose another file") from None
+        print(f"wrote {len(samples)} words to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    results = eval_run(args.work_dir, args.checkpoint, device=args.device or "auto")
+    results = load(args.work_dir, args.checkpoint, device=args.device or "auto").evaluate()
     if args.json:
         print(json.dumps(results))
     else:
@@ -163,7 +203,7 @@ def score_words_of(args: argparse.Namespace) -> list[str]:
 
 def cmd_score(args: argparse.Namespace) -> int:
     words = score_words_of(args)
-    run = load(args.work_dir, args.checkpoint, device=args.device or "cpu")
+    run = load(args.work_dir, args.checkpoint, device=args.device or "auto")
     skipped = S.problems(run.model, run.data, words) if args.skip_unknown else {}
     scores = run.score(words, skip_unknown=args.skip_unknown)
     if skipped:
@@ -349,14 +389,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="sample words from a saved run")
     add_run_flags(p)
-    # each flag overrides the run's own sample section (config.yaml), which overrides the defaults
+    # each sampling flag overrides the run's own sample section (config.yaml), which overrides the defaults
     p.add_argument("-n", "--num", type=int, help="how many words (default: the run's, else 20)")
     p.add_argument("--temperature", type=float, help="softmax temperature (default: the run's, else 1.0)")
-    p.add_argument("--top-k", type=int, help="sample among the k most likely characters (default: the run's)")
-    p.add_argument("--prefix", help="every word starts with this (default: the run's, else none)")
-    p.add_argument("--max-length", type=int, help="longest word to generate (default: the run's)")
+    p.add_argument("--top-k", type=int, help="sample among the k most likely characters")
+    p.add_argument("--top-p", type=float, help="sample among the most likely characters holding this probability")
+    p.add_argument("--prefix", help="every word starts with this")
+    p.add_argument("--suffix", help="keep only words that end with this")
+    p.add_argument("--contains", help="keep only words that contain this")
+    p.add_argument("--regex", help="keep only words in which this Python regular expression is found")
+    p.add_argument("--min-length", type=int, help="shortest word: the model may not end a word before it")
+    p.add_argument("--max-length", type=int, help="longest word: words not ended within it are rejected "
+                   "(default: cut at twice the longest training item)")
+    p.add_argument("--novel", action="store_true", default=None, help="keep only words in no split of the data")
+    p.add_argument("--unique", action="store_true", default=None, help="keep each word once")
+    p.add_argument("--tries", type=int, help="most words to draw to find N that meet the constraints "
+                   "(default 100 a word, at least 10,000); when they run out: the words found, a message, exit 2")
     p.add_argument("--seed", type=int, help="sampler seed (default: the run's, else 42)")
     p.add_argument("--plain", action="store_true", help="print the words only, without origin tags")
+    p.add_argument("--json", action="store_true", help="one JSON object: each word with its origin and NLL, "
+                   "and what was drawn")
+    p.add_argument("--output", metavar="FILE", help="write the words (one a line, or the JSON) to FILE")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("score", help="how likely words are under a saved run: NLL, log-probability, perplexity")
