@@ -1,6 +1,7 @@
 """The Python API, for notebooks and scripts; the command line is a thin layer over it.
 
     import makemore
+    run = makemore.train(input="names.txt", type="mlp", max_steps=2000, work_dir="out/mlp")
     run = makemore.load("out/mlp")
     run.sample(10, temperature=0.8, novel=True)
     run.score(["emma", "zzxq"])
@@ -9,6 +10,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import warnings
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from .data import Dataset
 from .device import resolve_device
 from .evaluate import evaluate
 from .models import MODELS, Model
+from .runs import build_config, train_run
 from .sample import SampleStats, sample
 from .score import Score, problems, score_words
 
@@ -38,6 +42,7 @@ class Run:
     def __init__(self, cfg: C.Config, data: Dataset, model: Model, path: Path | None = None):
         self.cfg, self.model, self.path = cfg, model.eval(), path
         self.data = data.to(model.device)
+        self.results: dict = {}  # what training reported, for a run that makemore.train made
 
     @property
     def vocab(self):
@@ -96,4 +101,61 @@ def load(path: str | Path, checkpoint_name: str | None = None, device: str = "au
     return Run(cfg, data, model, file)
 
 
-__all__ = ["Run", "Samples", "load"]
+def train(config: str | Path | None = None, *, resume: bool = False, overwrite: bool = False,
+          progress: bool = True, **options) -> Run:
+    """Train a run (as `makemore train`) and return it, ready to sample, score and evaluate.
+
+    config: an experiment YAML file; options override it, each a config key by its own name
+    (input, type, max_steps, lr, n_embd, work_dir, seed, ...) or dotted ("train.betas"). run.results
+    holds the training report. Interrupted (Ctrl-C), it returns the last checkpoint; continue it with
+    resume=True.
+    """
+    overrides = config_keys(options, config)
+    cfg = build_config(str(config) if config is not None else None, overrides)
+    results = train_run(cfg, resume=resume, overwrite=overwrite, progress=progress, overrides=overrides)
+    interrupted = results.get("stopped") == "interrupted"
+    work_dir = Path(cfg.work_dir)
+    if interrupted and not (work_dir / "last.pt").exists():
+        raise KeyboardInterrupt
+    run = load(work_dir, "last.pt" if interrupted else "model.pt", device=cfg.train.device)
+    run.results = results
+    return run
+
+
+SECTION_KEYS = {"data": C.DataConfig, "train": C.TrainConfig, "sample": C.SampleConfig}
+TOP_KEYS = {"type": "model.type", "work_dir": "work_dir", "seed": "seed"}
+
+
+def config_keys(options: dict, config: str | Path | None = None) -> dict:
+    """Keyword options as dotted config keys: max_steps -> train.max_steps, input -> data.input, type -> model.type.
+
+    A name found in two sections goes to the first of data, train, sample (max_length: the data's cap;
+    the sampler's is sample.max_length); seed seeds everything, as --seed does. Model options are the
+    chosen model type's; an unknown name is a one-line error with the closest valid names.
+    """
+    model_type = options.get("type") or options.get("model.type")
+    if model_type is None and config is not None:
+        model_type = (C.load_yaml(config).get("model") or {}).get("type")
+    model_cls = MODELS.get(model_type or "mlp")
+    known = dict(TOP_KEYS)
+    if model_cls is not None:  # an unknown type is reported by the config, with the valid types
+        known.update({f.name: f"model.{f.name}" for f in dataclasses.fields(model_cls.Config)})
+    for section, cls in reversed(SECTION_KEYS.items()):  # data wins over train over sample over the model
+        known.update({f.name: f"{section}.{f.name}" for f in dataclasses.fields(cls) if f.name != "seed"})
+    out = {}
+    for name, value in options.items():
+        if "." in name:
+            out[name] = value
+        elif name in known:
+            out[known[name]] = value
+        else:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            raise C.ConfigError(f"unknown option {name!r} for a {model_type or 'mlp'} run: {hint}options are the "
+                                f"config keys by name: {', '.join(sorted(known))}")
+    if "seed" in out:  # one seed for everything, as in makemore.py
+        out.setdefault("data.seed", out["seed"])
+    return out
+
+
+__all__ = ["Run", "Samples", "load", "train"]
