@@ -93,11 +93,20 @@ class Run:
 
 
 def load(path: str | Path, checkpoint_name: str | None = None, device: str = "auto") -> Run:
-    """A finished run folder (its best checkpoint, model.pt, or checkpoint_name: last.pt) or a checkpoint file."""
+    """A run folder (its best checkpoint, model.pt, or checkpoint_name: last.pt), a checkpoint file, or a
+    safetensors export (model.safetensors beside its model.json)."""
     device = resolve_device(device)
     path = Path(path)
     file = path / (checkpoint_name or "model.pt") if path.is_dir() else path
-    cfg, data, model = checkpoint.restore(checkpoint.load(file), device)
+    if path.is_dir() and checkpoint_name is None and not file.exists() and (path / "model.safetensors").exists():
+        file = path / "model.safetensors"  # a shipped folder: the export, without the checkpoint
+    if file.suffix == ".safetensors":
+        from .export import read_safetensors  # the optional package is needed only here
+
+        state = read_safetensors(file)
+    else:
+        state = checkpoint.load(file)
+    cfg, data, model = checkpoint.restore(state, device)
     return Run(cfg, data, model, file)
 
 

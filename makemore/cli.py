@@ -20,6 +20,7 @@ from .api import load, train
 from .checkpoint import CheckpointError
 from .config import ConfigError, parse_override
 from .data import DataError, read_items
+from .export import FORMATS, ExportError, export
 from .models import MODELS, ModelConfigError
 from .plots import require_matplotlib
 from .runs import build_config
@@ -27,7 +28,7 @@ from .sample import SampleError
 from .score import ScoreError
 from .train import TrainingDiverged
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, SampleError, ScoreError, ModelConfigError)
+USER_ERRORS = (ConfigError, DataError, CheckpointError, SampleError, ScoreError, ExportError, ModelConfigError)
 
 # flag dest -> dotted config key; a flag left unset leaves the config (YAML or default) alone
 CONFIG_FLAGS = {
@@ -222,6 +223,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     if len(scores) > 1:
         print(f"all {overall['words']} words: {overall['nll']:.4f} nats/char ({overall['bpc']:.4f} bits/char) "
               f"over {overall['targets']} characters and ends")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    run = load(args.work_dir, args.checkpoint)
+    for path in export(run, args.format, args.output):
+        print(f"wrote {path}")
     return 0
 
 
@@ -422,6 +430,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-unknown", action="store_true",
                    help="skip words with characters outside the vocabulary (or too long) instead of failing")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("export", help="ship a saved run: ONNX graph of its logits, or safetensors weights")
+    add_run_flags(p)
+    p.add_argument("--format", required=True, choices=FORMATS, help="onnx (a graph for onnxruntime and others) or "
+                   "safetensors (weights plus a JSON of config, vocabulary and split; makemore.load reads it)")
+    p.add_argument("--output", metavar="FILE", help="where to write (default: RUN_DIR/model.onnx or "
+                   "RUN_DIR/model.safetensors, with model.json beside it)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("eval", help="exact train/dev/test NLL of a saved run")
     add_run_flags(p)
