@@ -22,6 +22,7 @@ from . import config as C
 from .data import Dataset
 from .device import resolve_device
 from .evaluate import evaluate
+from .mix import MIXTURE_FILE, Mixture, load_mixture
 from .models import MODELS, Model
 from .runs import build_config, train_run
 from .sample import SampleStats, sample
@@ -48,9 +49,17 @@ class Run:
     def vocab(self):
         return self.data.vocab
 
+    @property
+    def model_type(self) -> str:
+        """The model's registered type, or for a mixture its parts' types and weights."""
+        if isinstance(self.model, Mixture):
+            parts = ", ".join(f"{t} {w:.3f}" for t, w in zip(self.model.types, self.model.weights))
+            return f"mixture of {parts}"
+        return self.cfg.model_type
+
     def __repr__(self) -> str:
         where = f" from {self.path}" if self.path else ""
-        return f"Run({self.cfg.model_type}, {self.model.num_params():,} parameters{where})"
+        return f"Run({self.model_type}, {self.model.num_params():,} parameters{where})"
 
     def sample_config(self, **options) -> C.SampleConfig:
         """The run's own sample section (config.yaml) with the options given (not None) over it, validated."""
@@ -97,6 +106,9 @@ def load(path: str | Path, checkpoint_name: str | None = None, device: str = "au
     safetensors export (model.safetensors beside its model.json)."""
     device = resolve_device(device)
     path = Path(path)
+    if path.is_dir() and (path / MIXTURE_FILE).exists():  # made by makemore mix
+        cfg, data, model = load_mixture(path, device)
+        return Run(cfg, data, model, path / MIXTURE_FILE)
     file = path / (checkpoint_name or "model.pt") if path.is_dir() else path
     if path.is_dir() and checkpoint_name is None and not file.exists() and (path / "model.safetensors").exists():
         file = path / "model.safetensors"  # a shipped folder: the export, without the checkpoint

@@ -21,6 +21,7 @@ from .checkpoint import CheckpointError
 from .config import ConfigError, parse_override
 from .data import DataError, read_items
 from .export import FORMATS, ExportError, export
+from .mix import mix as mix_runs
 from .models import MODELS, ModelConfigError
 from .plots import require_matplotlib
 from .runs import build_config
@@ -233,6 +234,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mix(args: argparse.Namespace) -> int:
+    runs = [load(path) for path in args.runs]
+    results = mix_runs(runs, args.runs, args.work_dir, overwrite=args.overwrite)
+    print(f"mixture of {len(runs)} runs, weights fitted on dev, written to {args.work_dir}:")
+    for path, run, w, dev in zip(args.runs, runs, results["weights"], results["parts_dev_nll"]):
+        print(f"  {w:.4f}  {run.model_type:12s} dev nll {dev:.4f}  {path}")
+    print("exact NLL over each whole split:")
+    for name in ("train", "dev", "test"):
+        print(f"  {name:5s} nll {results[name]['nll']:.4f}  ({results[name]['bpc']:.4f} bits/char)")
+    return 0
+
+
 def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--work-dir", default="out", help="run folder holding the checkpoint (default out)")
     p.add_argument("--checkpoint", default="model.pt", choices=["model.pt", "last.pt"],
@@ -438,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE", help="where to write (default: RUN_DIR/model.onnx or "
                    "RUN_DIR/model.safetensors, with model.json beside it)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("mix", help="a run mixing trained runs' next-character distributions, weights fitted on dev")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders (or checkpoints) of one vocabulary and split")
+    p.add_argument("-o", "--work-dir", required=True, help="folder for the mixture run")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in that folder")
+    p.set_defaults(func=cmd_mix)
 
     p = sub.add_parser("eval", help="exact train/dev/test NLL of a saved run")
     add_run_flags(p)

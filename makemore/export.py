@@ -139,6 +139,8 @@ def export(run, fmt: str, out: str | Path | None = None) -> list[Path]:
     """Export a run in fmt ('onnx' or 'safetensors') to out (default: beside its checkpoint); the files written."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}: use onnx or safetensors")
+    if run.model.config is None:  # a mixture (makemore mix): its parts are runs of their own
+        raise ExportError("a mixture is not exported as one model: export each of its runs")
     folder = run.path.parent if run.path is not None else Path(".")
     out = Path(out) if out is not None else folder / f"model.{fmt}"
     if fmt == "onnx":
