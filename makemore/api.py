@@ -109,7 +109,8 @@ def load(path: str | Path, checkpoint_name: str | None = None, device: str = "au
     if path.is_dir() and (path / MIXTURE_FILE).exists():  # made by makemore mix
         cfg, data, model = load_mixture(path, device)
         return Run(cfg, data, model, path / MIXTURE_FILE)
-    file = path / (checkpoint_name or "model.pt") if path.is_dir() else path
+    is_file = path.is_file() or (not path.exists() and path.suffix in (".pt", ".safetensors"))
+    file = path if is_file else path / (checkpoint_name or "model.pt")
     if path.is_dir() and checkpoint_name is None and not file.exists() and (path / "model.safetensors").exists():
         file = path / "model.safetensors"  # a shipped folder: the export, without the checkpoint
     if file.suffix == ".safetensors":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import __version__, checks, compare, diagnostics, lrfind, sweep
 from . import score as S
-from .api import load, train
+from .api import load
 from .checkpoint import CheckpointError
 from .config import ConfigError, parse_override
 from .data import DataError, read_items
@@ -24,7 +24,7 @@ from .export import FORMATS, ExportError, export
 from .mix import mix as mix_runs
 from .models import MODELS, ModelConfigError
 from .plots import require_matplotlib
-from .runs import build_config
+from .runs import build_config, train_run
 from .sample import SampleError
 from .score import ScoreError
 from .train import TrainingDiverged
@@ -118,8 +118,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not cfg.train.diagnostics_interval:
             overrides["train.diagnostics_interval"] = diagnostics.default_interval(cfg.train.max_steps)
             cfg = build_config(args.config, overrides)
-    results = train(args.config, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
-                    **overrides).results
+    results = train_run(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                        overrides=overrides)
     if results.get("stopped") == "interrupted":
         return 130
     if getattr(args, "plots", False):
