@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
+from makemore.api import load
 from makemore.cli import main as makemore
 from makemore.models import MODELS
-from makemore.runs import eval_run, sample_run
 
 from .common import NAMES, table
 
@@ -62,15 +62,16 @@ def check_model(name: str, data: str | None, steps: int, dtype: str, device: str
                wall_s=results["wall_seconds"])
     if trainable and (results["final_step"] != steps or "resuming" not in out):
         raise Failed(f"resumed to step {results['final_step']}, not {steps}")
-    on_device, on_cpu = eval_run(work, device=device), eval_run(work, device="cpu")
+    run, cpu_run = load(work, device=device), load(work, device="cpu")
+    on_device, on_cpu = run.evaluate(), cpu_run.evaluate()
     row.update(dev_nll=on_device["dev"]["nll"], cpu_dev_nll=on_cpu["dev"]["nll"])
     row["difference"] = abs(row["dev_nll"] - row["cpu_dev_nll"])
     if not all(math.isfinite(row[k]) for k in ("dev_nll", "cpu_dev_nll")) or row["difference"] > TOLERANCE:
         raise Failed(f"dev NLL {row['dev_nll']:.5f} on {device} but {row['cpu_dev_nll']:.5f} on the CPU")
     t0 = time.perf_counter()
-    words = sample_run(work, overrides={"num": 1000}, device=device)
+    words = run.sample(1000)
     row["samples_per_s"] = len(words) / (time.perf_counter() - t0)
-    if len(words) != 1000 or len(sample_run(work, overrides={"num": 10}, device="cpu")) != 10:
+    if len(words) != 1000 or len(cpu_run.sample(10)) != 10:
         raise Failed("sampling returned too few words")
     if device == "cuda":
         row["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20

@@ -9,3 +9,7 @@ import os
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 __version__ = "0.1.0"
+
+from .api import Run, Samples, load, train  # noqa: E402 - after MKL_CBWR: these import torch
+
+__all__ = ["Run", "Samples", "load", "train"]

@@ -7,21 +7,29 @@ Also accepts the original makemore.py's flag names (-i/--input-file, -o/--work-d
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__, checks, compare, diagnostics, lrfind, sweep
+from . import score as S
+from .api import load
 from .checkpoint import CheckpointError
 from .config import ConfigError, parse_override
-from .data import DataError
+from .data import DataError, read_items
+from .export import FORMATS, ExportError, export
+from .mix import mix as mix_runs
 from .models import MODELS, ModelConfigError
 from .plots import require_matplotlib
-from .runs import build_config, eval_run, sample_run, train_run
+from .runs import build_config, train_run
 from .sample import SampleError
+from .score import ScoreError
 from .train import TrainingDiverged
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, SampleError, ModelConfigError)
+USER_ERRORS = (ConfigError, DataError, CheckpointError, SampleError, ScoreError, ExportError, ModelConfigError)
 
 # flag dest -> dotted config key; a flag left unset leaves the config (YAML or default) alone
 CONFIG_FLAGS = {
@@ -98,10 +106,11 @@ def config_overrides(args: argparse.Namespace) -> dict:
 def cmd_train(args: argparse.Namespace) -> int:
     overrides = config_overrides(args)
     if args.sample_only:  # makemore.py's way of saying `makemore sample`
-        args.num, args.checkpoint, args.plain = None, "model.pt", False
+        args.checkpoint, args.plain, args.json, args.output, args.interactive = "model.pt", False, False, None, True
         args.work_dir = args.work_dir or "out"
-        for name in ("temperature", "prefix", "max_length", "seed"):
-            setattr(args, name, None)
+        for name in SAMPLE_FLAGS:
+            if name != "top_k":  # the one sampling flag train shares
+                setattr(args, name, None)
         return cmd_sample(args)
     cfg = build_config(args.config, overrides)
     if getattr(args, "plots", False):  # figures need diagnostics: record them unless an interval was chosen
@@ -121,27 +130,119 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+SAMPLE_FLAGS = ("num", "temperature", "top_k", "top_p", "prefix", "suffix", "contains", "regex", "min_length",
+                "max_length", "novel", "unique", "tries", "seed")  # each overrides the run's saved sample section
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
-    fields = {"num": args.num, "temperature": args.temperature, "top_k": args.top_k, "prefix": args.prefix,
-              "max_length": args.max_length, "seed": args.seed}
-    flags = {k: v for k, v in fields.items() if v is not None}  # over the run's saved sample section
-    pairs = sample_run(args.work_dir, args.checkpoint, flags, device=args.device or "auto")
-    for word, origin in pairs:
-        print(word if args.plain else f"{word:20s} {origin}")
-    counts = {t: sum(1 for _, o in pairs if o == t) for t in ("train", "dev/test", "new")}
-    print(f"{len(pairs)} samples: {counts['new']} new, {counts['train']} in train, "
-          f"{counts['dev/test']} in dev/test", file=sys.stderr)
-    return 0
+    run = load(args.work_dir, args.checkpoint, device=args.device or "auto")
+    options = {name: getattr(args, name, None) for name in SAMPLE_FLAGS}
+    seed = run.sample_config(**options).seed
+    interactive = getattr(args, "interactive", False) and sys.stdin.isatty()
+    complete = True
+    for round_ in itertools.count():  # one round, or (--sample-only on a terminal) until the user quits
+        with warnings.catch_warnings():  # the API warns of a shortfall; here it is the exit code and one line
+            warnings.simplefilter("ignore")
+            samples = run.sample(**{**options, "seed": seed + round_})
+        complete = samples.stats.complete
+        print_samples(run, samples, args)
+        print(samples.stats.summary(), file=sys.stderr)
+        if not complete:
+            print(f"makemore: {samples.stats.shortfall()}", file=sys.stderr)
+        if not interactive:
+            break
+        try:
+            if input("Enter for more, q to quit: ").strip().lower() in ("q", "quit", "exit"):
+                break
+        except EOFError:
+            break
+    return 0 if complete else 2
+
+
+def print_samples(run, samples, args: argparse.Namespace) -> None:
+    """Words one a line (with their origin unless --plain), or JSON with origins and NLLs; to --output or stdout."""
+    if args.json:
+        scores = run.score(list(samples))
+        text = json.dumps({"samples": [{"word": s.word, "origin": s.origin, "nll": s.nll, "bpc": s.bpc,
+                                        "logprob": s.logprob} for s in scores],
+                           "stats": samples.stats.to_dict()}) + "\n"
+    elif args.plain or args.output:
+        text = "".join(f"{w}\n" for w in samples)
+    else:
+        text = "".join(f"{w:20s} {o}\n" for w, o in zip(samples, samples.origins))
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot write --output {args.output}: {e.strerror}; choose another file") from None
+        print(f"wrote {len(samples)} words to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    results = eval_run(args.work_dir, args.checkpoint, device=args.device or "auto")
+    results = load(args.work_dir, args.checkpoint, device=args.device or "auto").evaluate()
     if args.json:
         print(json.dumps(results))
     else:
         print("exact NLL over each whole split:")
         for name, r in results.items():
             print(f"  {name:5s} nll {r['nll']:.4f}  ({r['bpc']:.4f} bits/char)")
+    return 0
+
+
+def score_words_of(args: argparse.Namespace) -> list[str]:
+    """The words to score, in order: the arguments, with `-` standing for standard input, then --file."""
+    words = []
+    for word in args.words:
+        words += [w.strip() for w in sys.stdin.read().split("\n") if w.strip()] if word == "-" else [word]
+    if args.file:
+        words += read_items(args.file, args.encoding)
+    if not words:
+        raise ConfigError("no words to score: give them as arguments, with --file FILE, or as - to read standard input")
+    return words
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    words = score_words_of(args)
+    run = load(args.work_dir, args.checkpoint, device=args.device or "auto")
+    skipped = S.problems(run.model, run.data, words) if args.skip_unknown else {}
+    scores = run.score(words, skip_unknown=args.skip_unknown)
+    if skipped:
+        print(f"skipped {len(skipped)} word(s) that cannot be scored: "
+              + "; ".join(f"{w!r}: {why}" for w, why in list(skipped.items())[:5]), file=sys.stderr)
+    overall = S.total(scores)
+    if args.json:
+        print(json.dumps({"words": [s.to_dict(args.chars) for s in scores], "total": overall,
+                          "skipped": list(skipped)}))
+        return 0
+    tty = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    for i, line in enumerate(S.table(scores)):
+        print(line)
+        if args.chars and i > 0:
+            print("\n".join(S.char_lines(scores[i - 1], run.vocab.size, tty)))
+    if len(scores) > 1:
+        print(f"all {overall['words']} words: {overall['nll']:.4f} nats/char ({overall['bpc']:.4f} bits/char) "
+              f"over {overall['targets']} characters and ends")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    run = load(args.work_dir, args.checkpoint)
+    for path in export(run, args.format, args.output):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_mix(args: argparse.Namespace) -> int:
+    runs = [load(path) for path in args.runs]
+    results = mix_runs(runs, args.runs, args.work_dir, overwrite=args.overwrite)
+    print(f"mixture of {len(runs)} runs, weights fitted on dev, written to {args.work_dir}:")
+    for path, run, w, dev in zip(args.runs, runs, results["weights"], results["parts_dev_nll"]):
+        print(f"  {w:.4f}  {run.model_type:12s} dev nll {dev:.4f}  {path}")
+    print("exact NLL over each whole split:")
+    for name in ("train", "dev", "test"):
+        print(f"  {name:5s} nll {results[name]['nll']:.4f}  ({results[name]['bpc']:.4f} bits/char)")
     return 0
 
 
@@ -309,15 +410,53 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="sample words from a saved run")
     add_run_flags(p)
-    # each flag overrides the run's own sample section (config.yaml), which overrides the defaults
+    # each sampling flag overrides the run's own sample section (config.yaml), which overrides the defaults
     p.add_argument("-n", "--num", type=int, help="how many words (default: the run's, else 20)")
     p.add_argument("--temperature", type=float, help="softmax temperature (default: the run's, else 1.0)")
-    p.add_argument("--top-k", type=int, help="sample among the k most likely characters (default: the run's)")
-    p.add_argument("--prefix", help="every word starts with this (default: the run's, else none)")
-    p.add_argument("--max-length", type=int, help="longest word to generate (default: the run's)")
+    p.add_argument("--top-k", type=int, help="sample among the k most likely characters")
+    p.add_argument("--top-p", type=float, help="sample among the most likely characters holding this probability")
+    p.add_argument("--prefix", help="every word starts with this")
+    p.add_argument("--suffix", help="keep only words that end with this")
+    p.add_argument("--contains", help="keep only words that contain this")
+    p.add_argument("--regex", help="keep only words in which this Python regular expression is found")
+    p.add_argument("--min-length", type=int, help="shortest word: the model may not end a word before it")
+    p.add_argument("--max-length", type=int, help="longest word: words not ended within it are rejected "
+                   "(default: cut at twice the longest training item)")
+    p.add_argument("--novel", action="store_true", default=None, help="keep only words in no split of the data")
+    p.add_argument("--unique", action="store_true", default=None, help="keep each word once")
+    p.add_argument("--tries", type=int, help="most words to draw to find N that meet the constraints "
+                   "(default 100 a word, at least 10,000); when they run out: the words found, a message, exit 2")
     p.add_argument("--seed", type=int, help="sampler seed (default: the run's, else 42)")
     p.add_argument("--plain", action="store_true", help="print the words only, without origin tags")
+    p.add_argument("--json", action="store_true", help="one JSON object: each word with its origin and NLL, "
+                   "and what was drawn")
+    p.add_argument("--output", metavar="FILE", help="write the words (one a line, or the JSON) to FILE")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("score", help="how likely words are under a saved run: NLL, log-probability, perplexity")
+    add_run_flags(p)
+    p.add_argument("words", nargs="*", metavar="WORD", help="words to score; - reads them from standard input")
+    p.add_argument("--file", help="also score every line of this file")
+    p.add_argument("--encoding", default="utf-8", help="encoding of --file (default utf-8)")
+    p.add_argument("--chars", action="store_true", help="each character's probability and surprise")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--skip-unknown", action="store_true",
+                   help="skip words with characters outside the vocabulary (or too long) instead of failing")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("export", help="ship a saved run: ONNX graph of its logits, or safetensors weights")
+    add_run_flags(p)
+    p.add_argument("--format", required=True, choices=FORMATS, help="onnx (a graph for onnxruntime and others) or "
+                   "safetensors (weights plus a JSON of config, vocabulary and split; makemore.load reads it)")
+    p.add_argument("--output", metavar="FILE", help="where to write (default: RUN_DIR/model.onnx or "
+                   "RUN_DIR/model.safetensors, with model.json beside it)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("mix", help="a run mixing trained runs' next-character distributions, weights fitted on dev")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders (or checkpoints) of one vocabulary and split")
+    p.add_argument("-o", "--work-dir", required=True, help="folder for the mixture run")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in that folder")
+    p.set_defaults(func=cmd_mix)
 
     p = sub.add_parser("eval", help="exact train/dev/test NLL of a saved run")
     add_run_flags(p)

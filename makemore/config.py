@@ -130,10 +130,27 @@ class SampleConfig:
     """Divide the logits by this before sampling; below 1 is more conservative."""
     top_k: int | None = None
     """Sample only among the k most likely characters (None: all of them)."""
+    top_p: float | None = None
+    """Nucleus sampling: only the most likely characters holding this much probability (None: all of them)."""
     prefix: str = ""
     """Every word starts with these characters."""
+    suffix: str = ""
+    """Keep only words that end with these characters (drawn and rejected until found)."""
+    contains: str = ""
+    """Keep only words that contain these characters."""
+    regex: str | None = None
+    """Keep only words in which this regular expression is found (Python re.search)."""
+    min_length: int = 0
+    """Shortest word: the model may not end a word before this many characters."""
     max_length: int | None = None
-    """Stop a word after this many characters (None: twice the longest training item)."""
+    """Longest word: words the model has not ended within this many characters are rejected
+    (None: words are cut at twice the longest training item)."""
+    novel: bool = False
+    """Keep only words found in no split of the training file."""
+    unique: bool = False
+    """Keep each word once."""
+    tries: int | None = None
+    """Most words drawn to find num that meet the constraints (None: 100 a word asked for, at least 10,000)."""
     seed: int = 42
     """Seed of the sampler's random generator."""
 
@@ -147,6 +164,19 @@ class SampleConfig:
             out.append(f"sample.top_k must be at least 1, got {self.top_k}")
         if self.max_length is not None and self.max_length < 1:
             out.append(f"sample.max_length must be at least 1, got {self.max_length}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            out.append(f"sample.top_p must be in (0, 1], got {self.top_p}")
+        if self.min_length < 0:
+            out.append(f"sample.min_length must not be negative, got {self.min_length}")
+        if self.max_length is not None and self.min_length > self.max_length:
+            out.append(f"sample.min_length {self.min_length} is above sample.max_length {self.max_length}")
+        if self.tries is not None and self.tries < 1:
+            out.append(f"sample.tries must be at least 1, got {self.tries}")
+        if self.regex:
+            try:
+                re.compile(self.regex)
+            except re.error as e:
+                out.append(f"sample.regex {self.regex!r} is not a valid regular expression ({e})")
         if not 0 <= self.seed < 2**63:
             out.append(f"sample.seed must be between 0 and 2**63 - 1, got {self.seed}")
         return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,22 @@ from .data import PAD, Dataset, Split
 from .models import Model
 
 EVAL_BATCH = 32_768  # targets (windows, or items x positions) per forward pass; any value gives the same sum
+
+
+def target_nlls(model: Model, split: Split, batch_size: int = EVAL_BATCH) -> Iterator[torch.Tensor]:
+    """The NLL in nats of every target character of the split, item by item in order, a batch at a time.
+
+    Each batch is a float64 vector made from the float32 cross-entropy of each target, so any sum of
+    them (a split's, an item's) rounds only in float64. Call under inference mode, in eval mode.
+    """
+    examples = model.examples(split)
+    rows = max(1, batch_size // examples.width)
+    for start in range(0, len(examples), rows):
+        x, y = examples.get(torch.arange(start, min(start + rows, len(examples)), device=model.device))
+        logits, _ = model(x)  # (b, V) or (b, T, V)
+        y = y.reshape(-1)
+        nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y, ignore_index=PAD, reduction="none")
+        yield nll[y != PAD].double()  # window examples have no padding; whole items are padded to their longest
 
 
 @torch.inference_mode()
@@ -22,16 +39,10 @@ def split_nll(model: Model, split: Split, batch_size: int = EVAL_BATCH) -> float
     """
     was_training = model.training
     model.eval()
-    device = model.device
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    examples = model.examples(split)
-    rows = max(1, batch_size // examples.width)
+    total = torch.zeros((), dtype=torch.float64, device=model.device)
     try:
-        for start in range(0, len(examples), rows):
-            x, y = examples.get(torch.arange(start, min(start + rows, len(examples)), device=device))
-            logits, _ = model(x)  # (b, V) or (b, T, V)
-            total += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=PAD,
-                                     reduction="sum").double()
+        for nll in target_nlls(model, split, batch_size):
+            total += nll.sum()
     finally:
         model.train(was_training)
     return total.item() / split.num_targets

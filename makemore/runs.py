@@ -253,28 +253,3 @@ def _train_and_report(cfg: C.Config, data: Dataset, model: Model, state: dict | 
     s = cfg.sample
     return {**results, "samples": generate_tagged(model, data, 10, gen, s.max_length, temperature=s.temperature,
                                                   top_k=s.top_k, prefix=s.prefix)}
-
-
-def sample_run(work_dir: str | Path, which: str = "model.pt", overrides: dict | None = None,
-               device: str = "auto") -> list[tuple[str, str]]:
-    """Words from a saved run, each with its origin tag ('train', 'dev/test' or 'new').
-
-    overrides (sample options by name) take precedence over the run's saved sample section.
-    """
-    device = resolve_device(device)
-    state = checkpoint.load(Path(work_dir) / which)
-    cfg, data, model = checkpoint.restore(state, device)
-    raw = C.to_dict(cfg)
-    raw["sample"].update(overrides or {})
-    s = C.resolve(raw, MODELS).sample
-    gen = torch.Generator(device=device).manual_seed(s.seed)
-    return generate_tagged(model, data, s.num, gen, s.max_length, temperature=s.temperature, top_k=s.top_k,
-                           prefix=s.prefix)
-
-
-def eval_run(work_dir: str | Path, which: str = "model.pt", device: str = "auto") -> dict:
-    """Exact train/dev/test NLL and bits per character of a saved run."""
-    device = resolve_device(device)
-    state = checkpoint.load(Path(work_dir) / which)
-    _, data, model = checkpoint.restore(state, device)
-    return evaluate(model, data.to(device))

@@ -161,6 +161,6 @@ def test_ctrl_c_outside_training_exits_130_in_one_line(monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "eval_run", interrupted)
+    monkeypatch.setattr(cli, "load", interrupted)
     assert main(["eval", "-o", "anywhere"]) == 130
     assert capsys.readouterr().err == "makemore: interrupted\n"

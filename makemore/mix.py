@@ -1,0 +1,180 @@
+"""Mixtures of trained runs: p(next | word so far) = sum_i w_i p_i(next | word so far), weights fitted on dev.
+
+The runs must share the vocabulary and the split (the same file, split the same way). The mixture
+reads whole items like a sequence model, giving each window model its windows of the same item,
+so eval, score and the sampler treat it as any model. A mixture run folder holds mixture.json
+(the weights and the parts' files) and one plain checkpoint a part, so it moves as one folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import checkpoint
+from . import config as C
+from .data import Dataset, Split
+from .evaluate import evaluate, target_nlls
+from .models import Model, SequenceModel
+
+MIXTURE_FILE = "mixture.json"
+FORMAT, VERSION = "makemore-mixture", 1
+
+
+class MixError(C.ConfigError):
+    """Runs that cannot be mixed, or a mixture folder that cannot be read or written."""
+
+
+class Mixture(SequenceModel):
+    """A weighted mixture of models of one vocabulary; reads (B, T) whole items, returns log-probabilities (B, T, V)."""
+
+    trainable = False
+
+    def __init__(self, parts: list[Model], weights: list[float], types: list[str] | None = None):
+        first = parts[0]
+        super().__init__(None, first.vocab_size, first.max_length)
+        self.parts = nn.ModuleList(parts)
+        self.types = types or [type(p).__name__.lower() for p in parts]  # the parts' registered types, to show
+        self.register_buffer("log_weights", torch.tensor(weights, dtype=torch.float32, device=first.device).log())
+
+    @property
+    def weights(self) -> list[float]:
+        return self.log_weights.exp().tolist()
+
+    @property
+    def context_limit(self) -> int | None:
+        limits = [p.context_limit for p in self.parts if p.context_limit is not None]
+        return min(limits) if limits else None
+
+    def part_logprobs(self, idx: torch.Tensor) -> torch.Tensor:
+        """Each part's log-probabilities at every position, (K, B, T, V)."""
+        out = []
+        for part in self.parts:
+            if isinstance(part, SequenceModel):
+                logits = part(idx)[0]
+            else:  # the window ending at each position, boundary-padded on the left as Split.windows pads
+                k = part.block_size
+                windows = F.pad(idx, (k - 1, 0)).unfold(1, k, 1)  # (B, T, k)
+                logits = part(windows.reshape(-1, k))[0].view(*idx.shape, -1)
+            out.append(logits.float().log_softmax(dim=-1))
+        return torch.stack(out)
+
+    def forward(self, idx, targets=None):
+        logp = torch.logsumexp(self.part_logprobs(idx) + self.log_weights.view(-1, 1, 1, 1), dim=0)  # (B, T, V)
+        return logp, self.loss(logp, targets)
+
+    def init_state(self, n: int):
+        return [part.init_state(n) for part in self.parts]
+
+    def step(self, tokens, state):
+        logps, new = [], []
+        for part, s in zip(self.parts, state):
+            logits, s = part.step(tokens, s)
+            logps.append(logits.float().log_softmax(dim=-1))
+            new.append(s)
+        return torch.logsumexp(torch.stack(logps) + self.log_weights.view(-1, 1, 1), dim=0), new
+
+    def keep(self, state, rows):
+        return [part.keep(s, rows) for part, s in zip(self.parts, state)]
+
+    def num_params(self) -> int:
+        return sum(part.num_params() for part in self.parts) + len(self.parts)
+
+
+@torch.inference_mode()
+def part_nlls(parts: list[Model], split: Split) -> torch.Tensor:
+    """(targets, K): every part's NLL of every target character of the split, each through its own examples."""
+    columns = []
+    for part in parts:
+        part.eval()
+        columns.append(torch.cat(list(target_nlls(part, split))))
+    return torch.stack(columns, dim=1)
+
+
+def fit_weights(nll: torch.Tensor, max_iters: int = 1000, tol: float = 1e-10) -> list[float]:
+    """The weights that minimize the mixture's mean NLL over these targets, by EM (the problem is convex).
+
+    Each iteration gives every part the mean of its responsibility for each target; the NLL never rises.
+    """
+    logp = -nll.double()
+    w = torch.full((nll.size(1),), 1.0 / nll.size(1), dtype=torch.float64, device=nll.device)
+    for _ in range(max_iters):
+        new = torch.softmax(logp + w.log(), dim=1).mean(0)
+        done = (new - w).abs().max().item() < tol
+        w = new
+        if done:
+            break
+    return w.tolist()
+
+
+def mixture_nll(nll: torch.Tensor, weights: list[float]) -> float:
+    """The mean NLL of the mixture over targets whose part NLLs are the columns of nll."""
+    log_w = torch.tensor(weights, dtype=torch.float64, device=nll.device).log()
+    return -torch.logsumexp(-nll.double() + log_w, dim=1).mean().item()
+
+
+def check_compatible(runs: list, names: list[str]) -> None:
+    """One vocabulary and one split for every run, or a one-line error naming the first that differs."""
+    first = runs[0]
+    for run, name in zip(runs[1:], names[1:]):
+        if run.vocab.chars != first.vocab.chars:
+            raise MixError(f"{name} has another vocabulary than {names[0]}: mix runs trained on the same file")
+        if any(a.items != b.items for a, b in zip(run.data.splits.values(), first.data.splits.values())):
+            raise MixError(f"{name} has another train/dev/test split than {names[0]}: mix runs trained on the same "
+                           f"file with the same split seed")
+
+
+def mix(runs: list, names: list[str], out: str | Path, overwrite: bool = False) -> dict:
+    """Fit the weights on dev, write the mixture run folder, and report every part and the mixture exactly."""
+    if len(runs) < 2:
+        raise MixError("a mixture needs at least two runs")
+    for run, name in zip(runs, names):
+        if isinstance(run.model, Mixture):
+            raise MixError(f"{name} is a mixture already: mix its parts (or the runs it was made of) instead")
+    check_compatible(runs, names)
+    out = Path(out)
+    if any((out / name).exists() for name in (MIXTURE_FILE, "model.pt", "last.pt")) and not overwrite:
+        raise MixError(f"{out} already holds a run: pass --overwrite to replace it, or choose another -o")
+    data = runs[0].data
+    parts = [run.model for run in runs]
+    dev = part_nlls(parts, data.dev)
+    weights = fit_weights(dev)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MixError(f"cannot create {out}: {e.strerror}; choose another -o") from None
+    files = []
+    for i, run in enumerate(runs):
+        files.append(f"part{i}.pt")  # the part's weights, config and data, without optimizer state
+        checkpoint.save(out / files[-1], checkpoint.make_state(run.cfg, run.data, run.model))
+    model = Mixture(parts, weights, [run.cfg.model_type for run in runs])
+    losses = evaluate(model, data)
+    parts_dev = dev.mean(0).tolist()  # each part's exact dev NLL (eval's, summed in another order)
+    meta = {"format": FORMAT, "version": VERSION, "parts": files, "sources": [str(n) for n in names],
+            "types": [run.cfg.model_type for run in runs], "weights": weights}
+    checkpoint.save_text(out / MIXTURE_FILE, json.dumps(meta, indent=2) + "\n", "mixture")
+    results = {"type": "mixture", "params": model.num_params(), "steps": 0, "parts": meta["types"],
+               "weights": weights, "parts_dev_nll": parts_dev, **losses}
+    checkpoint.save_text(out / "results.json", json.dumps(results, indent=2) + "\n", "results")
+    return results
+
+
+def load_mixture(folder: Path, device: str = "cpu") -> tuple[C.Config, Dataset, Mixture]:
+    """A mixture run folder's config (its first part's), data and model."""
+    try:
+        meta = json.loads((folder / MIXTURE_FILE).read_text(encoding="utf-8"))
+        files, weights = meta["parts"], meta["weights"]
+        ok = meta.get("format") == FORMAT and len(files) == len(weights) >= 2 and math.isclose(sum(weights), 1.0)
+    except (OSError, ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise MixError(f"{folder / MIXTURE_FILE} is damaged or not a makemore mixture; make it again with makemore mix")
+    restored = [checkpoint.restore(checkpoint.load(folder / name), device) for name in files]
+    cfg, data, _ = restored[0]
+    types = [c.model_type for c, _, _ in restored]
+    return cfg, data, Mixture([model for _, _, model in restored], weights, types).to(device).eval()
