@@ -22,7 +22,7 @@ from makemore.runs import build_config
 from .common import CONFIGS, fmt, run_cli, table, write_result
 
 WORDS = Path("/usr/share/dict/american-english")  # Debian's wamerican (SCOWL); not shipped, read in place
-NEURAL = {"surnames": [("transformer.yaml", None)], "words": [("transformer.yaml", None)]}
+NEURAL = {"surnames": [("lstm.yaml", None)], "words": [("lstm.yaml", None)]}
 
 
 def word_list(out: Path) -> Path | None:
@@ -52,7 +52,7 @@ def best_ngram(path: Path, orders=range(2, 11)) -> dict:
 
 
 def run(quick: bool = False, results_dir: Path | None = None, lists: list[str] | None = None,
-        max_steps: dict | None = None, **_) -> dict:
+        max_steps: dict | None = None, threads: int = 0, **_) -> dict:
     """Fit the n-grams and train the neural configs on each list; one table row per (list, config)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,7 +68,8 @@ def run(quick: bool = False, results_dir: Path | None = None, lists: list[str] |
                 steps = (max_steps or {}).get(name, steps)
                 extra = ["--max-steps", "20", "--eval-interval", "10"] if quick else \
                     (["--max-steps", str(steps)] if steps else [])
-                r = run_cli(CONFIGS / config, path, extra, timeout=1800)
+                r = run_cli(CONFIGS / config, path, extra + (["--threads", str(threads)] if threads else []),
+                            timeout=1800)
                 rows.append({"list": name, **ngram, "config": f"configs/{config}", "extra": " ".join(extra), **r})
     result = {"quick": quick, "rows": rows}
     result["table"] = table(
@@ -85,11 +86,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--lists", nargs="*", choices=["surnames", "words"])
+    p.add_argument("--threads", type=int, default=0, help="torch threads of each training run (default: its own)")
     p.add_argument("--max-steps", nargs="*", default=[], metavar="LIST=STEPS",
                    help="raise a list's step budget, e.g. surnames=20000")
     args = p.parse_args()
     steps = dict((k, int(v)) for k, v in (s.split("=") for s in args.max_steps))
-    print(run(args.quick, lists=args.lists, max_steps=steps)["table"])
+    print(run(args.quick, lists=args.lists, max_steps=steps, threads=args.threads)["table"])
 
 
 if __name__ == "__main__":

@@ -196,9 +196,12 @@ def test_make_corpus_perturbs_names(tmp_path, tiny_file):
 
 def test_speedrun_runs_the_cli(tmp_path, tiny_file):
     bench_speedrun.run(quick=True, results_dir=tmp_path, input=tiny_file)
-    run = saved(tmp_path, "speedrun")["runs"][0]
-    assert positive(run["wall_seconds"]) and positive(run["dev_nll"]) and run["final_step"] == 20
-    assert "--config configs/speedrun.yaml" in saved(tmp_path, "speedrun")["command"]
+    runs = saved(tmp_path, "speedrun")["runs"]
+    targets = {r["config"]: r["target"] for r in runs}
+    assert targets == {"configs/speedrun.yaml": 2.0, "configs/speedrun-1.95.yaml": 1.95}
+    for run in runs:
+        assert positive(run["wall_seconds"]) and positive(run["dev_nll"]) and run["final_step"] == 20
+        assert run["reached"] == (run["dev_nll"] <= run["target"])
 
 
 def test_quality_trains_shipped_configs_through_the_cli(tmp_path, tiny_file):
