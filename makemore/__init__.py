@@ -10,6 +10,9 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 __version__ = "0.1.0"
 
+# The Python API. `makemore.train` is the function from here on, not the training loop's module: reach the
+# module with `from makemore.train import ...` or importlib.import_module("makemore.train"), never with
+# `import makemore.train as T` (which gives the function).
 from .api import Run, Samples, load, train  # noqa: E402 - after MKL_CBWR: these import torch
 
 __all__ = ["Run", "Samples", "load", "train"]
