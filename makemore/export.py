@@ -19,6 +19,8 @@ import copy
 import importlib
 import io
 import json
+import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -43,6 +45,22 @@ def require(name: str):
         return importlib.import_module(name)
     except ImportError:
         raise ExportError(f"this needs the {name} package: pip install 'makemore[export]'") from None
+
+
+@contextlib.contextmanager
+def silent_stdout():
+    """Send whatever is written to file descriptor 1 to nowhere, C code's too (the exporter prints its whole
+    graph there when it fails), then restore it."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 class Logits(nn.Module):
@@ -77,10 +95,10 @@ def export_onnx(run, path: str | Path) -> Path:
     # a CPU copy (the run's model stays where it is), in eval mode, the wrapper too: export records its mode
     model = Logits(copy.deepcopy(run.model)).cpu().eval()
     example = torch.zeros(2, meta["context"], dtype=torch.long)
-    buffer, chatter = io.BytesIO(), io.StringIO()
+    buffer, chatter = io.BytesIO(), io.StringIO()  # Python's warnings and messages: the error line says it all
     axes = {"idx": {0: "batch"}, "logits": {0: "batch"}}
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+        with warnings.catch_warnings(), silent_stdout(), contextlib.redirect_stderr(chatter):
             warnings.simplefilter("ignore")  # tracer and deprecation warnings: the test against onnxruntime decides
             torch.onnx.export(model, (example,), buffer, dynamo=False, input_names=["idx"], output_names=["logits"],
                               dynamic_axes=axes, opset_version=17)

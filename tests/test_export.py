@@ -137,3 +137,14 @@ def test_a_damaged_export_is_a_one_line_error(tmp_path, tiny_data, capsys):
     assert main(["sample", "-o", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "model.json" in err
+
+
+def test_a_model_without_an_onnx_graph_says_so_in_one_line(tmp_path, tiny_file, capfd):
+    work = tmp_path / "ngram"
+    assert main(["-i", str(tiny_file), "-o", str(work), "--type", "ngram", "--no-progress"]) == 0
+    capfd.readouterr()
+    assert main(["export", "-o", str(work), "--format", "onnx"]) == 2
+    out, err = capfd.readouterr()  # file-descriptor level: the exporter's own graph dump must not get through
+    assert out == "" and len(err.strip().splitlines()) == 1
+    assert "the ngram model cannot be exported to ONNX" in err and "--format safetensors" in err
+    assert not (work / "model.onnx").exists()
