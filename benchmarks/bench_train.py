@@ -112,6 +112,17 @@ def beside_makemore_py(row: dict, script, input: str | Path, quick: bool) -> str
     return None
 
 
+def busy_note(rows: list[dict]) -> list[str]:
+    """One line naming the pairs (ours, makemore.py) timed while other work kept the machine busy."""
+    busy = [(r["model"], max(b for b in r["cpu_busy_before"] if b is not None)) for r in rows
+            if any(b is not None and b > BUSY for b in r.get("cpu_busy_before", []))]
+    if not busy:
+        return []
+    return [f"Other work kept the machine up to {100 * max(b for _, b in busy):.0f}% busy around the timing of "
+            f"{', '.join(m for m, _ in busy)} and makemore.py's: those speed-ups are unreliable; rerun on a quiet "
+            f"machine."]
+
+
 def render(rows: list[dict], peak: float, notes: list[str]) -> str:
     """Throughput and MFU as one Markdown table, with makemore.py's figures from the same run."""
     out = []
@@ -150,10 +161,8 @@ def run(quick: bool = False, results_dir: Path | None = None, input: str | Path 
                 busy.append(cpu_busy(wait))
                 notes += [n for n in [beside_makemore_py(row, script, input or NAMES, quick)] if n]
                 row["cpu_busy_before"] = busy
-                if any(b is not None and b > BUSY for b in busy):
-                    notes.append(f"{name}: other work kept the machine {100 * max(busy):.0f}% busy around this "
-                                 f"pair of measurements, so its speed-up is unreliable; rerun on a quiet machine")
             rows.append(row)
+    notes += busy_note(rows)
     result = {"peak_gflops": peak, "input": str(input or "names.txt"), "quick": quick, "rows": rows,
               "makemore_py": str(script) if script else None, "notes": notes}
     result["table"] = render(rows, peak, notes)

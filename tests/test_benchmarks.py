@@ -98,6 +98,15 @@ def test_a_failing_makemore_py_gives_a_note_and_no_speed_up(tmp_path, tiny_file,
     assert "mlp: makemore.py --type mlp failed (exit 1): no module named tensorboard" in result["table"]
 
 
+def test_a_speed_up_timed_on_a_busy_machine_is_flagged():
+    rows = [{"model": "mlp", "cpu_busy_before": [0.02, 0.6]}, {"model": "rnn", "cpu_busy_before": [0.01, None]},
+            {"model": "gru"}]
+    assert bench_train.busy_note(rows) == [
+        "Other work kept the machine up to 60% busy around the timing of mlp and makemore.py's: those speed-ups "
+        "are unreliable; rerun on a quiet machine."]
+    assert bench_train.busy_note(rows[1:]) == []
+
+
 # makemore.py's console output, written here in its format: a header, step lines every 10 steps,
 # an evaluation at step 500 and samples at step 200 between them
 SAMPLE_OUTPUT = """\

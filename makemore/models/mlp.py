@@ -66,7 +66,7 @@ class MLP(WindowModel):
         Tables: V*C*T*H to build, B*T*V*H to read by one-hot matmul; plain: B*T*C*H. Diagnostics
         watch the layers through forward hooks, which only the plain path calls.
         """
-        v, c = self.wte.weight.shape
+        v, c = self.vocab_size, self.config.n_embd
         watched = self.wte._forward_hooks or self.hidden._forward_hooks
         return v * (c + batch) < batch * c and not watched
 
