@@ -142,3 +142,60 @@ class SequenceModel(Model):
     def step(self, tokens, state):
         seq = torch.cat([state, tokens[:, None]], dim=1)
         return self(seq)[0][:, -1], seq
+
+
+@dataclass
+class RecurrentConfig:
+    """Options of a recurrent net (rnn, gru, lstm)."""
+
+    n_embd: int = 64
+    """Size of each character's embedding."""
+    n_embd2: int = 256
+    """Size of the hidden state (and of the LSTM's cell) of each layer."""
+    n_layer: int = 1
+    """Stacked recurrent layers, each reading the hidden states of the one below."""
+    dropout: float = 0.0
+    """Dropout on each layer's output (between layers and before the output layer)."""
+
+    def problems(self) -> list[str]:
+        return sizes_problems(self) + dropout_problems(self)
+
+
+class RecurrentModel(SequenceModel):
+    """A recurrent net: run(idx, state) -> (logits, state) reads a sequence on from a carried state.
+
+    The state starts from learned values (makemore.py's `start`), is carried from each character to the
+    next, and generation carries it too: a step is a run of one character.
+    """
+
+    Config = RecurrentConfig
+    train_defaults = {"lr": 5e-3, "batch_size": 128, "max_steps": 3000, "eval_interval": 500,
+                      "weight_decay": 0.01, "schedule": "cosine", "warmup_steps": 200, "grad_clip": 1.0}
+
+    def __init__(self, config: RecurrentConfig, vocab_size: int, max_length: int | None = None):
+        problems = config.problems()
+        if problems:
+            raise ModelConfigError("; ".join(problems))
+        super().__init__(config, vocab_size, max_length)
+        self.build(config, vocab_size)  # embedding, layers, start state: the subclass's own parts
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.n_embd2, vocab_size)
+        with torch.no_grad():  # start unconfident: a first loss near ln(V), not a hockey stick
+            self.head.weight.mul_(0.1)
+            self.head.bias.zero_()
+
+    def build(self, config: RecurrentConfig, vocab_size: int) -> None:
+        """Create the embedding, the recurrent layers and the learned start state."""
+        raise NotImplementedError
+
+    def run(self, idx: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """Logits (B, T, V) of idx (B, T) read from state, and the state after it."""
+        raise NotImplementedError
+
+    def forward(self, idx, targets=None):
+        logits, _ = self.run(idx, self.init_state(idx.size(0)))
+        return logits, self.loss(logits, targets)
+
+    def step(self, tokens, state):
+        logits, state = self.run(tokens[:, None], state)
+        return logits[:, 0], state

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from .base import ModelConfigError, SequenceModel, dropout_problems, sizes_problems
+from .base import RecurrentConfig, RecurrentModel
 from .layers import Embedding
 
-
-@dataclass
-class GRUConfig:
-    """Options of the GRU."""
-
-    n_embd: int = 64
-    """Size of each character's embedding."""
-    n_embd2: int = 256
-    """Size of the hidden state of each layer."""
-    n_layer: int = 1
-    """Stacked GRU layers, each reading the hidden states of the one below."""
-    dropout: float = 0.0
-    """Dropout on each layer's output (between layers and before the output layer)."""
-
-    def problems(self) -> list[str]:
-        return sizes_problems(self) + dropout_problems(self)
+GRUConfig = RecurrentConfig  # n_embd, n_embd2, n_layer, dropout
 
 
 class GRULayer(nn.Module):
@@ -55,31 +38,18 @@ class GRULayer(nn.Module):
         return torch.stack(out, dim=1)
 
 
-class GRU(SequenceModel):
+class GRU(RecurrentModel):
     """Embeddings (B, T, C) -> n_layer GRU layers (B, T, H) -> logits (B, T, V).
 
     The hidden state is carried from each character to the next, starting from a learned state
     (as makemore.py's `start`); generation carries it too, so each character costs the same.
     """
 
-    Config = GRUConfig
-    train_defaults = {"lr": 5e-3, "batch_size": 128, "max_steps": 3000, "eval_interval": 500,
-                      "weight_decay": 0.01, "schedule": "cosine", "warmup_steps": 200, "grad_clip": 1.0}
-
-    def __init__(self, config: GRUConfig, vocab_size: int, max_length: int | None = None):
-        problems = config.problems()
-        if problems:
-            raise ModelConfigError("; ".join(problems))
-        super().__init__(config, vocab_size, max_length)
+    def build(self, config: RecurrentConfig, vocab_size: int) -> None:
         c = config
         self.wte = Embedding(vocab_size, c.n_embd)
         self.layers = nn.ModuleList(GRULayer(c.n_embd if i == 0 else c.n_embd2, c.n_embd2) for i in range(c.n_layer))
         self.start = nn.Parameter(torch.zeros(c.n_layer, c.n_embd2))  # each layer's state before the first character
-        self.drop = nn.Dropout(c.dropout)
-        self.head = nn.Linear(c.n_embd2, vocab_size)
-        with torch.no_grad():  # start unconfident: a first loss near ln(V), not a hockey stick
-            self.head.weight.mul_(0.1)
-            self.head.bias.zero_()
 
     def run(self, idx: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (B, T, V) of idx (B, T) read from state (B, n_layer, H), and the state after it."""
@@ -90,13 +60,5 @@ class GRU(SequenceModel):
             x = self.drop(x)
         return self.head(x), torch.stack(last, dim=1)
 
-    def forward(self, idx, targets=None):
-        logits, _ = self.run(idx, self.init_state(idx.size(0)))
-        return logits, self.loss(logits, targets)
-
     def init_state(self, n: int) -> torch.Tensor:
         return self.start.expand(n, -1, -1)  # (n, n_layer, H)
-
-    def step(self, tokens, state):
-        logits, state = self.run(tokens[:, None], state)
-        return logits[:, 0], state

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from .base import ModelConfigError, SequenceModel, dropout_problems, sizes_problems
+from .base import RecurrentConfig, RecurrentModel
 from .layers import Embedding
 
-
-@dataclass
-class LSTMConfig:
-    """Options of the LSTM."""
-
-    n_embd: int = 64
-    """Size of each character's embedding."""
-    n_embd2: int = 256
-    """Size of the hidden state (and of the cell) of each layer."""
-    n_layer: int = 1
-    """Stacked LSTM layers, each reading the hidden states of the one below."""
-    dropout: float = 0.0
-    """Dropout on each layer's output (between layers and before the output layer)."""
-
-    def problems(self) -> list[str]:
-        return sizes_problems(self) + dropout_problems(self)
+LSTMConfig = RecurrentConfig  # n_embd, n_embd2, n_layer, dropout
 
 
 class LSTMLayer(nn.Module):
@@ -61,31 +44,18 @@ class LSTMLayer(nn.Module):
         return torch.stack(out, dim=1), c
 
 
-class LSTM(SequenceModel):
+class LSTM(RecurrentModel):
     """Embeddings (B, T, C) -> n_layer LSTM layers (B, T, H) -> logits (B, T, V).
 
     The hidden and cell states are carried from each character to the next, starting from learned
     states; generation carries them too, so each character costs the same.
     """
 
-    Config = LSTMConfig
-    train_defaults = {"lr": 5e-3, "batch_size": 128, "max_steps": 3000, "eval_interval": 500,
-                      "weight_decay": 0.01, "schedule": "cosine", "warmup_steps": 200, "grad_clip": 1.0}
-
-    def __init__(self, config: LSTMConfig, vocab_size: int, max_length: int | None = None):
-        problems = config.problems()
-        if problems:
-            raise ModelConfigError("; ".join(problems))
-        super().__init__(config, vocab_size, max_length)
+    def build(self, config: RecurrentConfig, vocab_size: int) -> None:
         c = config
         self.wte = Embedding(vocab_size, c.n_embd)
         self.layers = nn.ModuleList(LSTMLayer(c.n_embd if i == 0 else c.n_embd2, c.n_embd2) for i in range(c.n_layer))
         self.start = nn.Parameter(torch.zeros(2, c.n_layer, c.n_embd2))  # each layer's h and c before any character
-        self.drop = nn.Dropout(c.dropout)
-        self.head = nn.Linear(c.n_embd2, vocab_size)
-        with torch.no_grad():  # start unconfident: a first loss near ln(V), not a hockey stick
-            self.head.weight.mul_(0.1)
-            self.head.bias.zero_()
 
     def run(self, idx: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         """Logits (B, T, V) of idx (B, T) read from state (h, c), each (B, n_layer, H), and the state after it."""
@@ -98,14 +68,6 @@ class LSTM(SequenceModel):
             x = self.drop(x)
         return self.head(x), (torch.stack(last_h, dim=1), torch.stack(last_c, dim=1))
 
-    def forward(self, idx, targets=None):
-        logits, _ = self.run(idx, self.init_state(idx.size(0)))
-        return logits, self.loss(logits, targets)
-
     def init_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         h, c = self.start[:, None].expand(-1, n, -1, -1).unbind(0)
         return h, c  # each (n, n_layer, H)
-
-    def step(self, tokens, state):
-        logits, state = self.run(tokens[:, None], state)
-        return logits[:, 0], state
