@@ -76,7 +76,7 @@ def train_step(forward, model: Model, optimizer: torch.optim.Optimizer, x: torch
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip, foreach=True)  # one call, not one a tensor
     if before_update is not None:
         before_update()
     optimizer.step()
