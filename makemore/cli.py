@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__, checks, compare, diagnostics, lrfind, sweep
+from . import distributed as D
 from . import score as S
 from .api import load
 from .checkpoint import CheckpointError
@@ -39,7 +40,8 @@ CONFIG_FLAGS = {
     "n_layer": "model.n_layer", "n_head": "model.n_head", "dropout": "model.dropout",
     "optimizer": "train.optimizer", "learning_rate": "train.lr",
     "weight_decay": "train.weight_decay", "schedule": "train.schedule", "warmup_steps": "train.warmup_steps",
-    "batch_size": "train.batch_size", "max_steps": "train.max_steps", "grad_clip": "train.grad_clip",
+    "batch_size": "train.batch_size", "grad_accum": "train.grad_accum", "max_steps": "train.max_steps",
+    "grad_clip": "train.grad_clip",
     "eval_interval": "train.eval_interval", "target_loss": "train.target_loss", "device": "train.device",
     "dtype": "train.dtype", "threads": "train.threads", "compile": "train.compile", "top_k": "sample.top_k",
     "engine": "model.engine",
@@ -77,6 +79,9 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", help="learning-rate schedule: constant, step or cosine")
     g.add_argument("--warmup-steps", type=int, help="linear warm-up steps")
     g.add_argument("-b", "--batch-size", type=int, help="examples a step")
+    g.add_argument("--grad-accum", type=int, metavar="K", help="cut each step's batch into K micro-batches, "
+                   "gradients summed before one update (batches larger than memory; under torchrun the batch is "
+                   "first split over the processes)")
     g.add_argument("--max-steps", type=int, help="optimizer steps")
     g.add_argument("--grad-clip", type=float, help="clip the gradient norm to this (0 = off)")
     g.add_argument("--eval-interval", type=int, help="steps between dev evaluations and checkpoints")
@@ -473,12 +478,20 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "train")  # `makemore --type mlp` means `makemore train --type mlp`
     args = parser.parse_args(argv)
+    speaks = D.env_rank() == 0  # under torchrun every process meets the same user error: rank 0 says it
     try:
         return args.func(args)
     except USER_ERRORS as e:
-        print(f"makemore: error: {e}", file=sys.stderr)
+        if speaks:
+            print(f"makemore: error: {e}", file=sys.stderr)
+        return 2
+    except D.Aborted:  # rank 0 refused the run and said why
         return 2
     except TrainingDiverged as e:
+        if speaks:
+            print(f"makemore: error: {e}", file=sys.stderr)
+        return 1
+    except D.PeerLost as e:  # said by every process still alive: each knows only that a peer is gone
         print(f"makemore: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
