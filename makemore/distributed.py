@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import re
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,8 @@ import torch.distributed as dist
 from .config import ConfigError
 
 TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
+# how gloo and nccl word a lost peer or a timeout when they raise a plain RuntimeError (e.g. from the backward)
+PEER_WORDS = ("gloo", "nccl", "NCCL", "Connection reset", "Connection closed", "Timed out", "timed out", "c10d")
 
 
 class PeerLost(RuntimeError):
@@ -105,7 +108,9 @@ def process_group(p: Plan, timeout_s: float):
                        f"({first_line(e)}); check torchrun's --nnodes and --rdzv-endpoint") from None
     try:
         yield p
-    except dist.DistError as e:  # a peer died mid-collective, or a collective timed out
+    except RuntimeError as e:  # a peer died mid-collective (gloo raises it from the backward), or timed out
+        if not peer_failure(e):
+            raise
         raise PeerLost(f"process {p.rank} of {p.world_size}: another process of this run stopped "
                        f"({first_line(e)}); its checkpoints are kept: continue with the same torchrun "
                        f"command and --resume") from None
@@ -114,10 +119,16 @@ def process_group(p: Plan, timeout_s: float):
             dist.destroy_process_group()
 
 
+def peer_failure(e: BaseException) -> bool:
+    """Whether an error is the process group's: a lost connection to a peer, or a collective that timed out."""
+    text = str(e)
+    return isinstance(e, dist.DistError) or any(word in text for word in PEER_WORDS)
+
+
 def first_line(e: BaseException) -> str:
     """The first line of an error's message (gloo and nccl write pages)."""
-    text = str(e).strip().split("\n", 1)[0]
-    return text[:200] or e.__class__.__name__
+    text = re.sub(r"^\[[^\]]*\]\s*", "", str(e).strip().split("\n", 1)[0])  # gloo's [source file:line]
+    return text.split(". ", 1)[0][:160] or e.__class__.__name__
 
 
 def world() -> tuple[int, int]:

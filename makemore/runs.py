@@ -212,7 +212,8 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
         cfg, data, model, state = resume_state(work_dir, overrides)
     else:  # data and model first: a bad input fails before the run folder is touched
         data, model = setup(cfg)
-        check_work_dir(work_dir, resume, overwrite)
+        if p is None or p.main:  # the others leave the folder to rank 0, which may be writing it already
+            check_work_dir(work_dir, resume, overwrite)
     if p and not model.trainable:
         if not p.main:
             return {"stopped": "not rank 0", "samples": []}
