@@ -3,6 +3,7 @@
     python -m benchmarks.bench_scaleout sweep   # a sweep of 4 small MLP runs with --jobs 1 and --jobs 2
     python -m benchmarks.bench_scaleout lines   # a 10-million-line file: load/split/encode, train, exact eval
     python -m benchmarks.bench_scaleout ddp     # DDP throughput under torchrun, 1 and 2 processes on the CPU
+    python -m benchmarks.bench_scaleout gpu     # on a CUDA machine: the Transformer's tokens/s and MFU on one GPU
 
 Each prints a Markdown table and writes benchmarks/results/scaleout_<part>.json. The 10M-line file is names.txt
 perturbed (bench_data.make_corpus, seeded: the same file every time), written to a temporary folder.
@@ -138,9 +139,50 @@ def ddp(steps: int = 300, input: Path = NAMES, model: str = "mlp") -> dict:
     return {"model": model, "steps": steps, "rows": rows, "table": text}
 
 
+def gpu(input: Path = NAMES, model: str = "transformer") -> dict:
+    """Tokens/s and MFU of the shipped Transformer config on one CUDA GPU, in its --dtype (bfloat16 autocast).
+
+    MFU against the GPU's measured peak: the best of large bfloat16 matmuls timed here, FLOPs of a step
+    from torch's flop counter. Stops with one line (exit 1) on a machine without a CUDA GPU.
+    """
+    import torch
+
+    from .bench_train import step_flops, time_steps
+    from .common import load_names, median, shipped_config, target_chars_per_step
+
+    if not torch.cuda.is_available():
+        raise SystemExit("bench_scaleout gpu: this machine has no CUDA GPU; nothing was measured")
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    torch.mm(a, a)
+    torch.cuda.synchronize()
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(10):
+            torch.mm(a, a)
+        torch.cuda.synchronize()
+        best = min(best, (time.perf_counter() - t0) / 10)
+    peak = 2 * 8192**3 / best / 1e12
+    data = load_names(input).to("cuda")
+    cfg = shipped_config(model, {"train.device": "cuda"})
+    torch.manual_seed(cfg.seed)
+    from makemore.models import create_model
+
+    net = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length).to("cuda")
+    flops = step_flops(net, data, cfg)
+    sec = median(time_steps(net, data, cfg, warmup=20, steps=300, seconds=10.0))
+    tokens = target_chars_per_step(model, cfg.train.batch_size, data) / sec
+    mfu = flops / sec / 1e12 / peak
+    text = table(["GPU", "model", "batch", "ms/step", "tokens/s", "TFLOP/s", "measured bf16 peak TFLOP/s", "MFU"],
+                 [[torch.cuda.get_device_name(), model, cfg.train.batch_size, fmt(1e3 * sec, 2), fmt(tokens, 0),
+                   fmt(flops / sec / 1e12, 2), fmt(peak, 0), f"{100 * mfu:.2f}%"]])
+    return {"gpu": torch.cuda.get_device_name(), "model": model, "ms_per_step": 1e3 * sec, "tokens_per_s": tokens,
+            "flops_per_step": flops, "peak_tflops": peak, "mfu": mfu, "table": text}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["sweep", "lines", "ddp", "child-lines"])
+    p.add_argument("part", choices=["sweep", "lines", "ddp", "gpu", "child-lines"])
     p.add_argument("path", nargs="?", help=argparse.SUPPRESS)
     p.add_argument("--lines", type=int, default=10_000_000, help="lines of the generated file (lines)")
     p.add_argument("--steps", type=int, help="training steps of each run (sweep 1500, lines 300, ddp 300)")
@@ -155,8 +197,10 @@ def main() -> None:
         result = sweep(args.steps or 1500, args.input)
     elif args.part == "lines":
         result = lines(args.lines, args.steps or 300, args.input)
-    else:
+    elif args.part == "ddp":
         result = ddp(args.steps or 300, args.input, args.model)
+    else:
+        result = gpu(args.input)
     write_result(f"scaleout_{args.part}", result)
     print(result["table"])
 
