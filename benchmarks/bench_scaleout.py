@@ -5,7 +5,7 @@
     python -m benchmarks.bench_scaleout ddp     # DDP throughput under torchrun, 1 and 2 processes on the CPU
     python -m benchmarks.bench_scaleout gpu     # on a CUDA machine: the Transformer's tokens/s and MFU on one GPU
 
-Each prints a Markdown table and writes benchmarks/results/scaleout_<part>.json. The 10M-line file is names.txt
+Each prints a Markdown table and writes benchmarks/results/scaleout_<part>.json (ddp: scaleout_ddp_<model>.json). The 10M-line file is names.txt
 perturbed (bench_data.make_corpus, seeded: the same file every time), written to a temporary folder.
 """
 
@@ -60,7 +60,7 @@ def sweep(steps: int = 1500, input: Path = NAMES) -> dict:
                    f"{rows[0]['wall_seconds'] / r['wall_seconds']:.2f}x", f"{100 * (r['cpu_busy_before'] or 0):.0f}%"]
                   for r in rows])
     text += (f"\n\nSame results: the 4 runs' dev NLL differ by at most {diff:.1e} between --jobs 1 and --jobs 2 "
-             f"(the thread count changes the float summation order).")
+             f"(a different thread count may change the float summation order).")
     return {"steps": steps, "rows": rows, "max_dev_nll_difference": diff, "table": text}
 
 
@@ -201,7 +201,7 @@ def main() -> None:
         result = ddp(args.steps or 300, args.input, args.model)
     else:
         result = gpu(args.input)
-    write_result(f"scaleout_{args.part}", result)
+    write_result(f"scaleout_{args.part}" + (f"_{args.model}" if args.part == "ddp" else ""), result)
     print(result["table"])
 
 
