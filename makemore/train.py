@@ -82,7 +82,7 @@ def train_step(forward, model: Model, optimizer: torch.optim.Optimizer, x: torch
             _, loss = forward(x, y)
         loss.backward()
     if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip, foreach=True)  # one call, not one a tensor
     if before_update is not None:
         before_update()
     optimizer.step()
