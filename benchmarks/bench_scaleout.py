@@ -5,8 +5,9 @@
     python -m benchmarks.bench_scaleout ddp     # DDP throughput under torchrun, 1 and 2 processes on the CPU
     python -m benchmarks.bench_scaleout gpu     # on a CUDA machine: the Transformer's tokens/s and MFU on one GPU
 
-Each prints a Markdown table and writes benchmarks/results/scaleout_<part>.json (ddp: scaleout_ddp_<model>.json). The 10M-line file is names.txt
-perturbed (bench_data.make_corpus, seeded: the same file every time), written to a temporary folder.
+Each prints a Markdown table and writes benchmarks/results/scaleout_<part>.json (ddp:
+scaleout_ddp_<model>.json). The 10M-line file is names.txt perturbed (bench_data.make_corpus, seeded: the
+same file every time), written to a temporary folder.
 """
 
 from __future__ import annotations

@@ -373,8 +373,10 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
                 if not evaluating:  # an evaluation has just saved last.pt
                     save("last.pt")
                 stopped = "interrupted"
+                again = "the same torchrun command and --resume" if world_size > 1 else \
+                    f"makemore --work-dir {work_dir} --resume"
                 write(f"{stop.requested or 'a stop request'} at step {step}: saved {work_dir / 'last.pt'}; "
-                      f"continue with: makemore --work-dir {work_dir} --resume")
+                      f"continue with: {again}")
                 break
     bar.close()
     return TrainResult(step, best, trained(), stopped, wall_before)
