@@ -82,7 +82,8 @@ def train_step(forward, model: Model, optimizer: torch.optim.Optimizer, x: torch
             _, loss = forward(x, y)
         loss.backward()
     if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip, foreach=True)  # one call, not one a tensor
+        # one call, not one a tensor, where torch has the foreach kernels (not on every device, e.g. meta)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip, foreach=model.device.type in ("cpu", "cuda"))
     if before_update is not None:
         before_update()
     optimizer.step()
