@@ -236,6 +236,7 @@ def environ(pid: int) -> dict:
     return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
 
 
+@pytest.mark.slow  # a third torchrun start (several seconds): make test-all runs it
 def test_count_models_are_fitted_by_rank_0_alone(tmp_path, tiny_file):
     out = torchrun(["-o", str(tmp_path / "r"), "-i", str(tiny_file), "--type", "bigram"]).stdout
     assert out.count("note: a bigram model is fitted in one counting pass: rank 0 fits it alone") == 1
