@@ -45,7 +45,7 @@ from .train import TrainingDiverged
 
 SWEEP_KEYS = ("base", "grid", "runs", "work_dir", "overrides")
 # settings that may differ between the first attempt and a resumed sweep without changing its results
-FREE_KEYS = ("work_dir", "train.device", "train.threads", "train.compile", "train.log_interval",
+FREE_KEYS = ("work_dir", "train.device", "train.threads", "train.compile", "train.log_interval", "train.ddp_timeout",
              "train.eval_samples", "sample")
 
 
