@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__, checks, compare, diagnostics, lrfind, sweep
+from . import distributed as D
 from . import score as S
 from .api import load
 from .checkpoint import CheckpointError
@@ -39,7 +40,8 @@ CONFIG_FLAGS = {
     "n_layer": "model.n_layer", "n_head": "model.n_head", "dropout": "model.dropout",
     "optimizer": "train.optimizer", "learning_rate": "train.lr",
     "weight_decay": "train.weight_decay", "schedule": "train.schedule", "warmup_steps": "train.warmup_steps",
-    "batch_size": "train.batch_size", "max_steps": "train.max_steps", "grad_clip": "train.grad_clip",
+    "batch_size": "train.batch_size", "grad_accum": "train.grad_accum", "max_steps": "train.max_steps",
+    "grad_clip": "train.grad_clip",
     "eval_interval": "train.eval_interval", "target_loss": "train.target_loss", "device": "train.device",
     "dtype": "train.dtype", "threads": "train.threads", "compile": "train.compile", "top_k": "sample.top_k",
     "engine": "model.engine",
@@ -77,6 +79,9 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", help="learning-rate schedule: constant, step or cosine")
     g.add_argument("--warmup-steps", type=int, help="linear warm-up steps")
     g.add_argument("-b", "--batch-size", type=int, help="examples a step")
+    g.add_argument("--grad-accum", type=int, metavar="K", help="cut each step's batch into K micro-batches, "
+                   "gradients summed before one update (batches larger than memory; under torchrun the batch is "
+                   "first split over the processes)")
     g.add_argument("--max-steps", type=int, help="optimizer steps")
     g.add_argument("--grad-clip", type=float, help="clip the gradient norm to this (0 = off)")
     g.add_argument("--eval-interval", type=int, help="steps between dev evaluations and checkpoints")
@@ -257,17 +262,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     overrides = config_overrides(args)
     if args.config:
         raise ConfigError("a sweep takes its base config from the sweep file's base key: drop --config")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: the number of runs trained at once must be at least 1")
     sw = sweep.load_sweep(args.sweep_file, overrides)
+    if args.only is not None:  # one run of the sweep, as a --jobs sweep runs each: no table (the sweep writes it)
+        return 0 if sweep.run_sweep(sw, progress=not args.no_progress, only=args.only) else 130
     print(f"sweep {args.sweep_file}: {len(sw.runs)} runs into {sw.root}, varying {', '.join(sw.keys) or 'nothing'}")
     if args.dry_run:
         for run in sw.runs:
             print(f"  {run.cfg.work_dir}  ({sweep.run_state(run)})")
         return 0
-    finished = sweep.run_sweep(sw, progress=not args.no_progress)
-    table, csv_path, md_path = sweep.write_tables(sw)
+    failed = {}
+    if args.jobs > 1:
+        finished, failed = sweep.run_parallel(sw, args.jobs, args.argv)
+    else:
+        finished = sweep.run_sweep(sw, progress=not args.no_progress)
+    table, csv_path, md_path = sweep.write_tables(sw, failed)
     print(table)
     print(f"tables: {csv_path}, {md_path}")
-    return 0 if finished else 130
+    if not finished:
+        return 130
+    if failed:
+        print(f"makemore: error: {len(failed)} of {len(sw.runs)} runs failed: {', '.join(failed)} "
+              f"(see {sw.root / 'logs'}); rerun the sweep to retry them", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -353,6 +372,9 @@ def add_harness_commands(sub) -> None:
     p.add_argument("sweep_file", help="sweep YAML: base, grid or runs, work_dir, overrides (configs/sweeps/)")
     add_config_flags(p)
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="train this many runs at once, each in its own process, "
+                   "the CPU threads divided among them (default 1: one after another, in this process)")
+    p.add_argument("--only", metavar="RUN", help="train only this run of the sweep (its folder name), no table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
@@ -473,12 +495,21 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "train")  # `makemore --type mlp` means `makemore train --type mlp`
     args = parser.parse_args(argv)
+    args.argv = argv  # a sweep with --jobs gives each run's process its own command line
+    speaks = D.env_rank() == 0  # under torchrun every process meets the same user error: rank 0 says it
     try:
         return args.func(args)
     except USER_ERRORS as e:
-        print(f"makemore: error: {e}", file=sys.stderr)
+        if speaks:
+            print(f"makemore: error: {e}", file=sys.stderr)
+        return 2
+    except D.Aborted:  # rank 0 refused the run and said why
         return 2
     except TrainingDiverged as e:
+        if speaks:
+            print(f"makemore: error: {e}", file=sys.stderr)
+        return 1
+    except D.PeerLost as e:  # said by every process still alive: each knows only that a peer is gone
         print(f"makemore: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

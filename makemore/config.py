@@ -75,7 +75,11 @@ class TrainConfig:
     step_factor: float = 0.1
     """Step schedule: the factor the rate is multiplied by."""
     batch_size: int = 32
-    """Examples a step: context windows for window models, whole items for sequence models."""
+    """Examples a step: context windows for window models, whole items for sequence models. Under torchrun
+    this is the global batch, split evenly over the processes and their grad_accum micro-steps."""
+    grad_accum: int = 1
+    """Micro-steps a step: the batch is cut into this many parts, their gradients summed before one update
+    (for batches larger than memory); the same step as one whole batch, up to float rounding."""
     max_steps: int = 10_000
     """Optimizer steps to take."""
     grad_clip: float = 0.0
@@ -99,14 +103,21 @@ class TrainConfig:
     """CPU threads for torch (0 lets torch choose: one per physical core)."""
     compile: bool = False
     """Compile the model with torch.compile, falling back to eager where it cannot."""
+    ddp_timeout: float = 300.0
+    """Under torchrun: seconds a process waits for the others at a collective before the run fails."""
 
     def problems(self) -> list[str]:
         out = []
-        positive = ("lr", "batch_size", "max_steps", "eval_interval", "log_interval")
+        positive = ("lr", "batch_size", "max_steps", "eval_interval", "log_interval", "ddp_timeout")
         out += [f"train.{n} must be positive, got {getattr(self, n)}" for n in positive if getattr(self, n) <= 0]
         nonneg = ("weight_decay", "momentum", "warmup_steps", "grad_clip", "eval_samples", "threads",
                   "diagnostics_interval")
         out += [f"train.{n} must not be negative, got {getattr(self, n)}" for n in nonneg if getattr(self, n) < 0]
+        if self.grad_accum < 1:
+            out.append(f"train.grad_accum must be at least 1 (1: no accumulation), got {self.grad_accum}")
+        elif self.batch_size > 0 and self.batch_size % self.grad_accum:
+            out.append(f"train.batch_size {self.batch_size} does not split into train.grad_accum {self.grad_accum} "
+                       f"equal micro-batches: use a multiple of {self.grad_accum}")
         if not 0 <= self.min_lr_ratio <= 1:
             out.append(f"train.min_lr_ratio must be between 0 and 1, got {self.min_lr_ratio}")
         if not 0 < self.step_at <= 1:

@@ -18,6 +18,7 @@ import torch
 BOUNDARY = 0  # index of the word boundary: the start context and the end-of-word target
 PAD = -1  # target value of padding positions, ignored by the loss
 PADDED_LIMIT = 2**29  # bytes of one padded (items, width) tensor beyond which an outlier is an error, not a warning
+CHUNK = 1 << 20  # items encoded (or windows indexed) at a time, so the temporaries of a huge list stay bounded
 
 
 class DataError(ValueError):
@@ -63,9 +64,9 @@ def read_items(path: str | Path | None, encoding: str = "utf-8") -> list[str]:
 
 def long_item_warning(items: list[str]) -> str | None:
     """A warning when the longest item dwarfs the rest, since it sets the padded width of every batch."""
-    lengths = sorted(len(s) for s in items)
-    typical = lengths[int(0.99 * (len(lengths) - 1))]
-    longest = lengths[-1]
+    lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+    k = int(0.99 * (len(lengths) - 1))
+    typical, longest = int(np.partition(lengths, k)[k]), int(lengths.max())
     if longest > max(64, 8 * typical):
         return (f"warning: the longest item has {longest} characters while 99% have at most {typical}; "
                 f"pass --max-length {4 * typical} to drop such outliers")
@@ -106,26 +107,36 @@ class Vocab:
         return sorted({c for c in text if c not in known})
 
 
-def encode_items(items: list[str], vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and targets of whole items, vectorized: (N, T) each with T = longest + 1.
+def code_dtype(vocab_size: int) -> torch.dtype:
+    """The smallest integer type that holds every token and the padding target -1: int8 for up to 127 tokens."""
+    return next(t for t in (torch.int8, torch.int16, torch.int32) if vocab_size - 1 <= torch.iinfo(t).max)
+
+
+def encode_items(items: list[str], vocab: Vocab, dtype: torch.dtype = torch.long) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets of whole items, vectorized: (N, T) each with T = longest + 1, of the given integer type.
 
     Item "emma" becomes inputs [0, e, m, m, a] and targets [e, m, m, a, 0], then padding:
-    inputs padded with 0, targets with -1 so the loss skips them.
+    inputs padded with 0, targets with -1 so the loss skips them. Encoded CHUNK items at a time, straight
+    into the result, so a list of millions needs little beyond the result itself.
     """
     lengths = np.fromiter((len(s) for s in items), dtype=np.int64, count=len(items))
     width = int(lengths.max(initial=0)) + 1
-    codes = np.frombuffer("".join(items).encode("utf-32-le"), dtype=np.uint32)
+    np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+    x = np.zeros((len(items), width), dtype=np_dtype)
+    y = np.full((len(items), width), PAD, dtype=np_dtype)
     table = np.array([ord(c) for c in vocab.chars], dtype=np.uint32)  # sorted, as vocab.chars is
-    ids = np.searchsorted(table, codes) + 1
-    if len(codes) and (ids > len(table)).any() | (table[np.minimum(ids, len(table)) - 1] != codes).any():
-        raise DataError("an item has characters outside the vocabulary")
-    rows = np.repeat(np.arange(len(items)), lengths)
-    cols = np.arange(len(codes)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    x = np.zeros((len(items), width), dtype=np.int64)
-    y = np.full((len(items), width), PAD, dtype=np.int64)
-    x[rows, cols + 1] = ids
-    y[rows, cols] = ids
-    y[np.arange(len(items)), lengths] = BOUNDARY
+    for lo in range(0, len(items), CHUNK):
+        hi = min(lo + CHUNK, len(items))
+        n = lengths[lo:hi]
+        codes = np.frombuffer("".join(items[lo:hi]).encode("utf-32-le"), dtype=np.uint32)
+        ids = np.searchsorted(table, codes) + 1
+        if len(codes) and (ids > len(table)).any() | (table[np.minimum(ids, len(table)) - 1] != codes).any():
+            raise DataError("an item has characters outside the vocabulary")
+        rows = np.repeat(np.arange(lo, hi), n)
+        cols = np.arange(len(codes)) - np.repeat(np.cumsum(n) - n, n)
+        x[rows, cols + 1] = ids
+        y[rows, cols] = ids
+        y[np.arange(lo, hi), n] = BOUNDARY
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
@@ -144,8 +155,8 @@ class Windows:
     width = 1  # targets per example
 
     def get(self, sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Contexts (n, block_size) and targets (n,) of the windows numbered sel."""
-        return self.source[self.start[sel, None] + self.offsets], self.targets[sel]
+        """Contexts (n, block_size) and targets (n,) of the windows numbered sel, as int64 (stored compact)."""
+        return self.source[self.start[sel, None].long() + self.offsets].long(), self.targets[sel].long()
 
 
 @dataclass
@@ -175,7 +186,7 @@ class Sequences:
         if x.device.type == "cpu" and len(sel):
             width = int(self.lengths[sel].max())
             x, y = x[:, :width], y[:, :width]
-        return x, y
+        return x.long(), y.long()  # stored compact (int8 for most alphabets), read as int64
 
 
 @dataclass
@@ -184,28 +195,38 @@ class Split:
 
     name: str
     items: list[str]
-    x: torch.Tensor  # (N, T) inputs, boundary-started and 0-padded
+    x: torch.Tensor  # (N, T) inputs, boundary-started and 0-padded; compact integers (code_dtype)
     y: torch.Tensor  # (N, T) targets, boundary-ended and -1-padded
     _windows: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.items)
 
-    @property
+    @functools.cached_property
     def num_targets(self) -> int:
         """Characters predicted over the whole split, each item's end boundary included."""
-        return sum(len(s) for s in self.items) + len(self.items)
+        return sum(map(len, self.items)) + len(self.items)
 
     def windows(self, block_size: int) -> Windows:
-        """The split as fixed context windows; built once per block size from the same encoding."""
+        """The split as fixed context windows; built once per block size from the same encoding.
+
+        Compact: the inputs keep their integer type, and window starts are int32 where they fit; built
+        CHUNK items at a time so the temporaries stay small.
+        """
         if block_size not in self._windows:
             n, width = self.x.shape
             padded = torch.cat([self.x.new_zeros(n, block_size - 1), self.x], dim=1)  # (N, W)
-            rows, cols = (self.y != PAD).nonzero(as_tuple=True)  # row-major: item by item, in order
             stride = width + block_size - 1
+            index = torch.int32 if n * stride < 2**31 else torch.long
+            starts, targets = [], []
+            for lo in range(0, n, CHUNK):
+                y = self.y[lo:lo + CHUNK]
+                rows, cols = (y != PAD).nonzero(as_tuple=True)  # row-major: item by item, in order
+                starts.append(((rows + lo) * stride + cols).to(index))
+                targets.append(y[rows, cols])
             self._windows[block_size] = Windows(
-                source=padded.reshape(-1), start=rows * stride + cols,
-                targets=self.y[rows, cols], offsets=torch.arange(block_size, device=self.x.device))
+                source=padded.reshape(-1), start=torch.cat(starts), targets=torch.cat(targets),
+                offsets=torch.arange(block_size, device=self.x.device))
         return self._windows[block_size]
 
     def sequences(self) -> Sequences:
@@ -226,7 +247,7 @@ class Dataset:
     @classmethod
     def from_splits(cls, vocab: Vocab, train: list[str], dev: list[str], test: list[str],
                     duplicates: int = 0) -> Dataset:
-        splits = [Split(name, items, *encode_items(items, vocab))
+        splits = [Split(name, items, *encode_items(items, vocab, code_dtype(vocab.size)))
                   for name, items in (("train", train), ("dev", dev), ("test", test))]
         return cls(vocab, *splits, duplicates=duplicates)
 

@@ -8,22 +8,26 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from . import distributed as D
 from .data import PAD, Dataset, Split
 from .models import Model
 
 EVAL_BATCH = 32_768  # targets (windows, or items x positions) per forward pass; any value gives the same sum
 
 
-def target_nlls(model: Model, split: Split, batch_size: int = EVAL_BATCH) -> Iterator[torch.Tensor]:
+def target_nlls(model: Model, split: Split, batch_size: int = EVAL_BATCH, part: int = 0,
+                parts: int = 1) -> Iterator[torch.Tensor]:
     """The NLL in nats of every target character of the split, item by item in order, a batch at a time.
 
     Each batch is a float64 vector made from the float32 cross-entropy of each target, so any sum of
     them (a split's, an item's) rounds only in float64. Call under inference mode, in eval mode.
+    part of parts: only that contiguous share of the examples (one process's share under torchrun).
     """
     examples = model.examples(split)
     rows = max(1, batch_size // examples.width)
-    for start in range(0, len(examples), rows):
-        x, y = examples.get(torch.arange(start, min(start + rows, len(examples)), device=model.device))
+    first, end = len(examples) * part // parts, len(examples) * (part + 1) // parts
+    for start in range(first, end, rows):
+        x, y = examples.get(torch.arange(start, min(start + rows, end), device=model.device))
         logits, _ = model(x)  # (b, V) or (b, T, V)
         y = y.reshape(-1)
         nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y, ignore_index=PAD, reduction="none")
@@ -35,17 +39,20 @@ def split_nll(model: Model, split: Split, batch_size: int = EVAL_BATCH) -> float
     """Mean NLL in nats over every target character of the split, end-of-word boundaries included.
 
     Runs in eval mode (batch norm uses its running statistics), so the result does not depend on
-    how the split is cut into batches; the sum is accumulated in float64.
+    how the split is cut into batches; the sum is accumulated in float64. Under torchrun each process
+    sums its share of the examples and the shares are added up (all_reduce): every process gets the
+    exact mean in 1/N of the time. Call it on every process then.
     """
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=model.device)
+    rank, world_size = D.world()
     try:
-        for nll in target_nlls(model, split, batch_size):
+        for nll in target_nlls(model, split, batch_size, rank, world_size):
             total += nll.sum()
     finally:
         model.train(was_training)
-    return total.item() / split.num_targets
+    return D.all_reduce(total).item() / split.num_targets
 
 
 def evaluate(model: Model, data: Dataset, splits: tuple[str, ...] = ("train", "dev", "test")) -> dict:

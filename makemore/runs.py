@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ except ImportError:  # Windows: no flock
 
 from . import checkpoint
 from . import config as C
+from . import distributed as D
 from .compare import RESULTS
 from .data import Dataset, load_dataset
 from .device import autocast_dtype, resolve_device
@@ -140,9 +142,15 @@ def warn(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def run_device(cfg: C.Config) -> torch.device:
+    """The device this process trains on: the config's, or under torchrun the one its LOCAL_RANK gets."""
+    p = D.this_plan(cfg.train.device)
+    return torch.device(p.device) if p else resolve_device(cfg.train.device)
+
+
 def setup_torch(cfg: C.Config) -> torch.device:
     """The run's device (checked, with its precision), and torch's CPU threads; one-line errors."""
-    device = resolve_device(cfg.train.device)
+    device = run_device(cfg)
     autocast_dtype(device, cfg.train.dtype)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -189,23 +197,53 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
 
     Every check comes before the first write, so a refused command changes nothing; the folder is then
     locked for the whole run, and checked again under the lock (another process may have changed it).
+
+    Under torchrun every process loads the data and model and trains (DDP), while rank 0 alone locks and
+    writes the run folder and prints; a count model is fitted by rank 0 alone, the others end at once.
     """
     t_start = time.perf_counter()
     work_dir = Path(cfg.work_dir)
+    p = D.this_plan(cfg.train.device)
+    if p and not p.main:
+        write, progress = (lambda message: None), False
     state = None
     if resume:
         check_work_dir(work_dir, resume, overwrite)
         cfg, data, model, state = resume_state(work_dir, overrides)
     else:  # data and model first: a bad input fails before the run folder is touched
         data, model = setup(cfg)
-        check_work_dir(work_dir, resume, overwrite)
-    make_work_dir(work_dir)
-    with RunLock(work_dir):
-        check_work_dir(work_dir, resume, overwrite)
-        if resume:  # read again under the lock: the state this process continues is the latest one
+        if p is None or p.main:  # the others leave the folder to rank 0, which may be writing it already
+            check_work_dir(work_dir, resume, overwrite)
+    if p and not model.trainable:
+        if not p.main:
+            return {"stopped": "not rank 0", "samples": []}
+        write(f"note: a {cfg.model_type} model is fitted in one counting pass: rank 0 fits it alone and the other "
+              f"{p.world_size - 1} process(es) end now")
+        p = None
+    if p is None:
+        make_work_dir(work_dir)
+        with RunLock(work_dir):
+            check_work_dir(work_dir, resume, overwrite)
+            if resume:  # read again under the lock: the state this process continues is the latest one
+                cfg, data, model, state = resume_state(work_dir, overrides)
+                write(f"resuming {work_dir / 'last.pt'} at step {state['step']}")
+            clear_run_files(work_dir, resume)  # from here on the folder is this run's
+            return _train_and_report(cfg, data, model, state, work_dir, progress, write, t_start)
+    problem = D.split_problem(cfg.train.batch_size, p.world_size, cfg.train.grad_accum)
+    if problem:
+        raise C.ConfigError(problem)
+    with D.process_group(p, cfg.train.ddp_timeout), contextlib.ExitStack() as held:
+        def claim() -> None:  # rank 0: the folder, its lock and the checks, as for one process
+            make_work_dir(work_dir)
+            held.enter_context(RunLock(work_dir))
+            check_work_dir(work_dir, resume, overwrite)
+
+        D.on_main_first(claim)
+        if resume:  # read again, the folder locked: every process continues the latest state
             cfg, data, model, state = resume_state(work_dir, overrides)
-            write(f"resuming {work_dir / 'last.pt'} at step {state['step']}")
-        clear_run_files(work_dir, resume)  # from here on the folder is this run's
+            write(f"resuming {work_dir / 'last.pt'} at step {state['step']} on {p.world_size} processes")
+        if p.main:
+            clear_run_files(work_dir, resume)
         return _train_and_report(cfg, data, model, state, work_dir, progress, write, t_start)
 
 
@@ -213,20 +251,27 @@ def _train_and_report(cfg: C.Config, data: Dataset, model: Model, state: dict | 
                       progress: bool, write, t_start: float) -> dict:
     """The locked part of train_run: train, evaluate the best checkpoint, write results.json, sample."""
     resume = state is not None
+    rank, world_size = D.world()
+    main = rank == 0  # under torchrun rank 0 alone writes the folder; every process trains and evaluates
     write(data.summary())
-    device = resolve_device(cfg.train.device)
+    device = run_device(cfg)
     data = data.to(device)
     model = model.to(device)
-    checkpoint.save_text(work_dir / "config.yaml", C.dump_yaml(cfg), "config")
+    if main:
+        checkpoint.save_text(work_dir / "config.yaml", C.dump_yaml(cfg), "config")
     size = f"{model.num_params():,} parameters" if model.trainable else "counts fitted in one pass"
     write(f"model: {cfg.model_type}, {size}; run folder {work_dir}")
     amp = autocast_dtype(device, cfg.train.dtype) if model.trainable else None
-    write(f"device: {device}" + (", training in bfloat16 autocast" if amp else ""))
+    where = f"{world_size} processes (DDP, {D.backend()}), global batch {cfg.train.batch_size}" \
+        if world_size > 1 else str(device)
+    accum = f", {cfg.train.grad_accum} micro-steps a step" if cfg.train.grad_accum > 1 else ""
+    write(f"device: {where}{accum}" + (", training in bfloat16 autocast" if amp else ""))
 
-    tracker = Tracker(work_dir / "tb")
+    tracker = Tracker(work_dir / "tb" if main else None)
     tracker.text("config", "```\n" + C.dump_yaml(cfg) + "\n```", 0)
     interval = cfg.train.diagnostics_interval  # per-layer statistics to diagnostics.jsonl and TensorBoard
-    observer = Diagnostics(model, interval, work_dir / DIAG_FILE, tracker, append=resume) if interval else None
+    observer = Diagnostics(model, interval, work_dir / DIAG_FILE, tracker, append=resume) \
+        if interval and main else None
     try:
         result = train(model, data, cfg, work_dir, state, tracker, progress=progress, observer=observer,
                        started=t_start)
@@ -235,9 +280,13 @@ def _train_and_report(cfg: C.Config, data: Dataset, model: Model, state: dict | 
     if result.stopped == "interrupted":
         return {"stopped": "interrupted", "step": result.step}
 
-    best = checkpoint.load(work_dir / "model.pt")
-    model.load_state_dict(best["model"])
+    best = checkpoint.load(work_dir / "model.pt") if main else None  # the others get its weights from rank 0
+    if main:
+        model.load_state_dict(best["model"])
+    D.sync_from_main(model.state_dict().values())
     losses = evaluate(model, data)
+    if not main:
+        return {"stopped": result.stopped, "samples": []}
     results = {"type": cfg.model_type, "params": model.num_params(), "steps": best["step"],
                "final_step": result.step, "train_seconds": round(result.seconds, 2),
                "wall_seconds": round(result.wall_before + time.perf_counter() - t_start, 2),

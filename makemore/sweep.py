@@ -15,14 +15,24 @@ varies cannot be set there) < each run's varied values. Every run's config is re
 training, so all problems are reported at once. A run
 folder that holds results.json is finished and skipped; one with last.pt only is resumed; so an
 interrupted sweep continues where it stopped.
+
+With --jobs J, J runs train at once, each in its own process (`makemore sweep FILE --only RUN`, so each
+runs exactly the code of a one-at-a-time sweep), the CPU threads divided among them; a run that fails is
+marked in the table and the others go on. Each process's output goes to SWEEP_DIR/logs/RUN.log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +45,7 @@ from .train import TrainingDiverged
 
 SWEEP_KEYS = ("base", "grid", "runs", "work_dir", "overrides")
 # settings that may differ between the first attempt and a resumed sweep without changing its results
-FREE_KEYS = ("work_dir", "train.device", "train.threads", "train.compile", "train.log_interval",
+FREE_KEYS = ("work_dir", "train.device", "train.threads", "train.compile", "train.log_interval", "train.ddp_timeout",
              "train.eval_samples", "sample")
 
 
@@ -192,8 +202,11 @@ def run_state(run: SweepRun) -> str:
     return "partial" if (folder / "last.pt").is_file() else "new"
 
 
-def table_rows(sweep: Sweep) -> list[dict]:
-    """One row a run, in sweep order: the varied values (as resolved), results, and the best run marked."""
+def table_rows(sweep: Sweep, failed: dict[str, str] | None = None) -> list[dict]:
+    """One row a run, in sweep order: the varied values (as resolved), results, and the best run marked.
+
+    failed: {run name: why} of the runs whose process failed (sweeps with --jobs).
+    """
     rows = []
     for run in sweep.runs:
         state = run_state(run)
@@ -201,6 +214,8 @@ def table_rows(sweep: Sweep) -> list[dict]:
         resolved = C.to_dict(run.cfg)
         row.update({k: dotted_get(resolved, k) for k in sweep.keys})
         row["note"] = {"done": "", "diverged": "diverged", "partial": "unfinished", "new": "not run"}[state]
+        if state != "done" and run.name in (failed or {}):
+            row["note"] = f"failed: {failed[run.name]}"
         rows.append(row)
     finished = [r for r in rows if not by_dev_nll(r)[0]]
     if finished:
@@ -212,9 +227,9 @@ def table_columns(sweep: Sweep) -> list[str]:
     return ["run", *sweep.keys, "params", "steps", "train_nll", "dev_nll", "wall_s", "note"]
 
 
-def write_tables(sweep: Sweep) -> tuple[str, Path, Path]:
+def write_tables(sweep: Sweep, failed: dict[str, str] | None = None) -> tuple[str, Path, Path]:
     """Write results.csv and results.md into the sweep folder; returns the Markdown and both paths."""
-    rows, columns = table_rows(sweep), table_columns(sweep)
+    rows, columns = table_rows(sweep, failed), table_columns(sweep)
     sweep.root.mkdir(parents=True, exist_ok=True)
     md = markdown_table(rows, columns)
     csv_path, md_path = sweep.root / "results.csv", sweep.root / "results.md"
@@ -223,19 +238,39 @@ def write_tables(sweep: Sweep) -> tuple[str, Path, Path]:
     return md, csv_path, md_path
 
 
-def run_sweep(sweep: Sweep, progress: bool = True, write=print) -> bool:
-    """Train every run not finished yet, one after another; False when a run was interrupted."""
+def check_stale(sweep: Sweep) -> None:
+    """Refuse to mix this sweep's runs with those of another config in the same folders."""
     stale = stale_runs(sweep)
     if stale:
         raise C.ConfigError(f"these run folders hold runs of a different config: {', '.join(stale)}; "
                             f"delete them or give the sweep another --work-dir")
-    total = len(sweep.runs)
+
+
+def to_train(sweep: Sweep, write=print, only: str | None = None) -> list[tuple[int, SweepRun]]:
+    """The runs not finished yet (only the one named, if given), numbered; says which are skipped."""
+    if only is not None and only not in [run.name for run in sweep.runs]:
+        raise C.ConfigError(f"--only {only}: no such run in {sweep.path} (its runs: "
+                            f"{', '.join(run.name for run in sweep.runs)})")
+    out = []
     for i, run in enumerate(sweep.runs, 1):
         state = run_state(run)
-        where = f"[{i}/{total}] {run.name}"
-        if state in ("done", "diverged"):
-            write(f"{where}: {'finished' if state == 'done' else 'diverged'} already, skipped")
+        if only is not None and run.name != only:
             continue
+        if state in ("done", "diverged"):
+            write(f"[{i}/{len(sweep.runs)}] {run.name}: {'finished' if state == 'done' else 'diverged'} already, "
+                  f"skipped")
+            continue
+        out.append((i, run))
+    return out
+
+
+def run_sweep(sweep: Sweep, progress: bool = True, write=print, only: str | None = None) -> bool:
+    """Train every run not finished yet (or only the one named), one after another; False when one was interrupted."""
+    check_stale(sweep)
+    total = len(sweep.runs)
+    for i, run in to_train(sweep, write, only):
+        state = run_state(run)
+        where = f"[{i}/{total}] {run.name}"
         write(f"{where}: {'resuming' if state == 'partial' else 'training'} into {run.cfg.work_dir}")
         try:
             result = train_run(run.cfg, resume=state == "partial", progress=progress, write=write)
@@ -250,3 +285,71 @@ def run_sweep(sweep: Sweep, progress: bool = True, write=print) -> bool:
         if result.get("stopped") == "interrupted":
             return False
     return True
+
+
+def job_threads(jobs: int, cores: int | None = None) -> int:
+    """CPU threads each of jobs parallel runs gets: the cores divided among them, at least one."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // jobs)
+
+
+def run_parallel(sweep: Sweep, jobs: int, argv: list[str], write=print) -> tuple[bool, dict[str, str]]:
+    """Train the runs not finished yet, jobs at a time, each in its own process; (not interrupted, {run: why failed}).
+
+    argv: this sweep's command line (after `makemore`); each run's process gets it with --only RUN, and
+    --threads (the cores divided among the jobs) unless the run's config sets its threads.
+    """
+    check_stale(sweep)
+    waiting, total = to_train(sweep, write), len(sweep.runs)
+    threads = job_threads(jobs)
+    logs = sweep.root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    running: dict[subprocess.Popen, tuple[str, str, Path]] = {}  # process: (where, run name, log)
+    failed: dict[str, str] = {}
+    interrupted = False
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                i, run = waiting.pop(0)
+                cmd = [sys.executable, "-m", "makemore", *argv, "--only", run.name, "--no-progress"]
+                n = run.cfg.train.threads or threads
+                if not run.cfg.train.threads:
+                    cmd += ["--threads", str(n)]
+                log = logs / f"{run.name}.log"
+                with open(log, "w", encoding="utf-8") as out:  # the child holds its own copy of the file
+                    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                            env={**os.environ, "OMP_NUM_THREADS": str(n), "PYTHONUNBUFFERED": "1"})
+                running[proc] = (f"[{i}/{total}] {run.name}", run.name, log)
+                write(f"[{i}/{total}] {run.name}: training in process {proc.pid} ({n} thread{'s' * (n > 1)}), "
+                      f"log {log}")
+            time.sleep(0.1)
+            for proc in [p for p in running if p.poll() is not None]:
+                where, name, log = running.pop(proc)
+                if proc.returncode == 130:
+                    interrupted = True
+                    write(f"{where}: interrupted; its last checkpoint is kept")
+                elif proc.returncode != 0:
+                    failed[name] = failure(log, proc.returncode)
+                    write(f"{where}: failed ({failed[name]}); the others go on")
+                else:
+                    write(f"{where}: {'diverged' if run_state_of(sweep, name) == 'diverged' else 'finished'}")
+    except KeyboardInterrupt:  # the runs got the Ctrl-C too: each saves its checkpoint; wait for them
+        interrupted = True
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+        for proc in running:
+            proc.wait()
+    return not interrupted, failed
+
+
+def run_state_of(sweep: Sweep, name: str) -> str:
+    return run_state(next(run for run in sweep.runs if run.name == name))
+
+
+def failure(log: Path, code: int) -> str:
+    """Why a run's process failed: its one-line error, else its exit status."""
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines() if log.exists() else []
+    errors = [line.removeprefix("makemore: error: ") for line in lines if line.startswith("makemore: error:")]
+    return errors[-1] if errors else f"exit status {code}, see {log}"

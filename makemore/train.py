@@ -14,8 +14,9 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint
-from .config import Config, TrainConfig
-from .data import Dataset, Split
+from . import distributed as D
+from .config import Config, ConfigError, TrainConfig
+from .data import PAD, Dataset, Split
 from .device import precision
 from .evaluate import split_nll
 from .models import Model
@@ -65,26 +66,62 @@ def make_optimizer(model: Model, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def train_step(forward, model: Model, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               grad_clip: float = 0.0, autocast=contextlib.nullcontext, before_update=None) -> torch.Tensor:
+               grad_clip: float = 0.0, autocast=contextlib.nullcontext, before_update=None,
+               rank: int = 0, world_size: int = 1, accum: int = 1) -> torch.Tensor:
     """One optimization step: forward (in autocast()), zero_grad, backward, clip, update; the loss, on its device.
 
-    forward is the model or its compiled form; before_update(), if given, runs after clipping and before the
-    update (diagnostics read the gradients there).
+    forward is the model, its compiled form, or either under DDP; before_update(), if given, runs after clipping
+    and before the update (diagnostics read the gradients there). With world_size processes or accum
+    micro-steps, see accumulate: (x, y) is then the whole step's batch and the loss is this process's share.
     """
-    with autocast():
-        _, loss = forward(x, y)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if world_size * accum > 1:
+        loss = accumulate(forward, x, y, autocast, rank, world_size, accum)
+    else:
+        with autocast():
+            _, loss = forward(x, y)
+        loss.backward()
     if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip, foreach=True)  # one call, not one a tensor
+        # one call, not one a tensor, where torch has the foreach kernels (not on every device, e.g. meta)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip, foreach=model.device.type in ("cpu", "cuda"))
     if before_update is not None:
         before_update()
     optimizer.step()
     return loss.detach()
 
 
+def accumulate(forward, x: torch.Tensor, y: torch.Tensor, autocast, rank: int, world_size: int,
+               accum: int) -> torch.Tensor:
+    """Forward and backward of this process's accum micro-batches of the step's batch (x, y); its loss share.
+
+    Process r takes the r-th of world_size equal row blocks, cut into accum micro-batches. Each micro-batch's
+    mean loss is weighted by its share of the whole batch's real targets (items differ in length), so the
+    gradients, summed over micro-steps and averaged by DDP over processes (hence the factor world_size), are
+    those of the whole batch's mean loss, as one process would compute it. DDP syncs on the last micro-step only.
+    """
+    targets = (y != PAD).sum()  # of the whole batch, as every process sees it: no collective needed
+    rows = len(x) // (world_size * accum)
+    total = torch.zeros((), device=x.device)
+    for k in range(accum):
+        lo = (rank * accum + k) * rows
+        xk, yk = x[lo:lo + rows], y[lo:lo + rows]
+        last = k == accum - 1
+        with contextlib.nullcontext() if last or world_size == 1 else forward.no_sync():
+            with autocast():
+                _, loss = forward(xk, yk)
+            share = (yk != PAD).sum() / targets
+            (loss * (share * world_size)).backward()
+        total += loss.detach() * share
+    return total
+
+
 class Batches:
-    """Random training batches of the model's examples, drawn by tensor indexing from a seeded generator."""
+    """Random training batches of the model's examples, drawn by tensor indexing from a seeded generator.
+
+    Under torchrun every process holds the same generator and draws the same whole batch (its indices cost
+    nothing), then trains on its own rows of it (train_step): the processes see distinct examples, and the
+    run sees the same batches as one process would, for any number of processes.
+    """
 
     def __init__(self, split: Split, model: Model, batch_size: int, seed: int):
         self.examples, self.batch_size = model.examples(split), batch_size
@@ -97,9 +134,20 @@ class Batches:
 
 
 def rng_state(batches: Batches) -> dict:
-    """Every random state an exact resume needs: the batch order, torch's CPU generator, the GPU's (dropout)."""
+    """Every random state an exact resume needs: the batch order, torch's CPU generator, the GPU's (dropout).
+
+    Under torchrun every process's own generators too (their dropout differs), gathered: call it on every process.
+    """
     device = batches.generator.device
-    rng = {"device": device.type, "batches": batches.generator.get_state(), "torch": torch.get_rng_state()}
+    rng = {"device": device.type, "batches": batches.generator.get_state(), **process_rng(device)}
+    if D.world()[1] > 1:
+        rng["ranks"] = D.gather(process_rng(device))
+    return rng
+
+
+def process_rng(device: torch.device) -> dict:
+    """This process's torch generators: the CPU's and its GPU's."""
+    rng = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(device)
     return rng
@@ -108,7 +156,15 @@ def rng_state(batches: Batches) -> dict:
 def restore_rng(rng: dict, batches: Batches, reseed: int, write) -> None:
     """Continue the saved random states; on another kind of device than they were saved on (a GPU run resumed
     on a CPU, or the reverse), the batch order cannot continue exactly, so it is seeded afresh with a warning."""
-    torch.set_rng_state(rng["torch"])
+    rank = D.world()[0]
+    ranks = rng.get("ranks") or [rng]  # a checkpoint of one process holds one process's generators
+    if rank < len(ranks):
+        rng = {**rng, **ranks[rank]}
+    else:  # more processes than wrote the checkpoint: the new ones get fresh dropout streams (batches continue)
+        rng = {k: v for k, v in rng.items() if k not in ("torch", "cuda")}
+        torch.manual_seed(reseed + rank)
+    if "torch" in rng:
+        torch.set_rng_state(rng["torch"])
     saved, here = rng.get("device", batches.generator.device.type), batches.generator.device.type
     if saved != here:
         batches.generator.manual_seed(reseed)
@@ -207,8 +263,17 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
     if not model.trainable:
         return fit_counts(model, data, cfg, work_dir, write, started)
     tc = cfg.train
+    rank, world_size = D.world()  # under torchrun: rank 0 alone writes, prints and logs
+    main = rank == 0
+    if not main:
+        tracker, progress, write = Tracker(None), False, lambda message: None
+    problem = D.split_problem(tc.batch_size, world_size, tc.grad_accum)
+    if problem:
+        raise ConfigError(problem)
     optimizer = make_optimizer(model, tc)
     batches = Batches(data.train, model, tc.batch_size, cfg.seed)
+    if rank > 0 and state is None:  # the same weights everywhere (DDP copies rank 0's), but distinct dropout
+        torch.manual_seed(cfg.seed + rank)
     step, best = 0, None
     before = (state or {}).get("seconds") or {}  # time the run's earlier processes spent
     train_before, wall_before = before.get("train", 0.0), before.get("wall", 0.0)
@@ -224,16 +289,21 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
     forward = model
     if tc.compile:
         order = batches.generator.get_state()
-        forward = compile_model(model, batches.next(), write)
+        x, y = batches.next()
+        rows = len(x) // (world_size * tc.grad_accum)  # probe with a micro-batch: the shape each step runs
+        forward = compile_model(model, (x[:rows], y[:rows]), write)
         batches.generator.set_state(order)  # the compile probe must not shift the batch order
+    forward = D.wrap(model, forward)  # under torchrun: DistributedDataParallel, which averages the gradients
 
     def trained() -> float:
         return train_before + time.perf_counter() - t0
 
     def save(name: str) -> None:
-        rng = rng_state(batches)
-        seconds = {"train": trained(), "wall": wall_before + time.perf_counter() - started}
-        checkpoint.save(work_dir / name, checkpoint.make_state(cfg, data, model, optimizer, step, best, rng, seconds))
+        rng = rng_state(batches)  # on every process: it gathers theirs
+        if main:
+            seconds = {"train": trained(), "wall": wall_before + time.perf_counter() - started}
+            state = checkpoint.make_state(cfg, data, model, optimizer, step, best, rng, seconds)
+            checkpoint.save(work_dir / name, state)
 
     t0 = time.perf_counter()
     started = t0 if started is None else started
@@ -253,7 +323,8 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
             observing = observer is not None and observer.wants(step)  # before forward: hooks record it
             x, y = batches.next()
             before_update = functools.partial(observer.before_step, step, lr) if observing else None
-            loss = train_step(forward, model, optimizer, x, y, tc.grad_clip, autocast, before_update)
+            loss = train_step(forward, model, optimizer, x, y, tc.grad_clip, autocast, before_update,
+                              rank, world_size, tc.grad_accum)
             if observing:
                 observer.after_step(step, lr)
             loss_sum += loss
@@ -263,10 +334,15 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
             bar.update(1)
 
             evaluating = step % tc.eval_interval == 0 or step == tc.max_steps
-            if step % tc.log_interval == 0 or evaluating or stop.requested:
-                mean = (loss_sum / loss_count).item()  # the only host sync between evaluations
+            logging = step % tc.log_interval == 0 or evaluating
+            # every process must stop at the same step: under torchrun they agree at logging steps only
+            stopping = D.any_true(stop.requested is not None, device) if logging else (
+                stop.requested is not None and world_size == 1)
+            if logging or stopping:
+                mean = (D.all_reduce(loss_sum) / loss_count).item()  # the only host sync between evaluations
                 if not math.isfinite(mean):
                     bar.close()
+                    first_bad = D.all_reduce(torch.where(first_bad < 0, tc.max_steps, first_bad), "min")
                     raise TrainingDiverged(
                         f"the loss became {mean} at step {int(first_bad) + 1}; training stopped and the last "
                         f"good checkpoint is kept — lower the learning rate (now {tc.lr:g}) or set --grad-clip")
@@ -275,7 +351,8 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
                 tracker.scalar("lr", lr, step)
                 loss_sum, loss_count = torch.zeros((), device=device), 0
             if evaluating:  # before honouring a stop: a resumed run must not skip this step's evaluation
-                dev = split_nll(model, data.dev)
+                D.sync_from_main(model.buffers())  # e.g. batch norm's running statistics: rank 0's, as saved
+                dev = split_nll(model, data.dev)  # under torchrun each process evaluates its share
                 if not math.isfinite(dev):  # weights gone bad after a finite loss: keep both checkpoints
                     bar.close()
                     raise TrainingDiverged(
@@ -293,12 +370,14 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
                     stopped = "target"
                     write(f"reached target dev nll {tc.target_loss} at step {step} after {trained():.1f}s of training")
                     break
-            if stop.requested and step < tc.max_steps:  # at max_steps the run has simply finished
+            if stopping and step < tc.max_steps:  # at max_steps the run has simply finished
                 if not evaluating:  # an evaluation has just saved last.pt
                     save("last.pt")
                 stopped = "interrupted"
-                write(f"{stop.requested} at step {step}: saved {work_dir / 'last.pt'}; "
-                      f"continue with: makemore --work-dir {work_dir} --resume")
+                again = "the same torchrun command and --resume" if world_size > 1 else \
+                    f"makemore --work-dir {work_dir} --resume"
+                write(f"{stop.requested or 'a stop request'} at step {step}: saved {work_dir / 'last.pt'}; "
+                      f"continue with: {again}")
                 break
     bar.close()
     return TrainResult(step, best, trained(), stopped, wall_before)

@@ -28,7 +28,7 @@ from makemore.train import Batches
 
 def fitted(model, data):
     windows = data.train.windows(model.block_size)
-    model.fit(windows.source[windows.start[:, None] + windows.offsets], windows.targets)
+    model.fit(*windows.get(torch.arange(len(windows))))
     return model
 
 

@@ -148,3 +148,41 @@ def test_a_diverged_run_is_marked_and_not_retried(tmp_path, tiny_file):
     assert S.run_sweep(S.load_sweep(sw.path), progress=False, write=log.append)
     assert any("diverged already, skipped" in line for line in log)
     assert [r["note"] for r in S.table_rows(sw)] == ["diverged"]
+
+
+def test_jobs_train_runs_at_once_in_their_own_processes_and_a_failed_run_does_not_stop_the_others(
+        tmp_path, tiny_file, capsys, monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)  # the runs' processes import this checkout
+    # the failing run first: with 2 jobs, the third run starts only after it failed
+    path = write_sweep(tmp_path, tiny_file, runs=[{"data.input": str(tmp_path / "missing.txt")}, {"model.n_embd": 4},
+                                                  {"model.n_embd": 8}])
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del spec["grid"]
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    serial = S.load_sweep(path, {"work_dir": str(tmp_path / "serial")})
+    S.run_sweep(S.Sweep(serial.path, serial.root, serial.keys, serial.runs[1:2]), progress=False,
+                write=lambda m: None)
+
+    assert main(["sweep", str(path), "--jobs", "2"]) == 1
+    out, err = capsys.readouterr()
+    assert out.count("training in process") == 3 and "(1 thread)" in out
+    rows = {r["run"]: r for r in read_csv(tmp_path / "sweep" / "results.csv")}
+    assert rows["input=" + str(tmp_path / "missing.txt").replace("/", "_")]["note"].startswith(
+        "failed: input file") and "does not exist" in err + out
+    assert float(rows["n_embd=8"]["dev_nll"]) > 0
+    for run in serial.runs[1:2]:  # the same results as one run after another
+        assert float(rows[run.name]["dev_nll"]) == pytest.approx(
+            float(S.result_row(run.cfg.work_dir, run.name)["dev_nll"]), abs=1e-6)
+    assert err.count("\n") == 1 and "1 of 3 runs failed" in err
+    assert (tmp_path / "sweep" / "logs" / "n_embd=4.log").is_file()
+
+    assert main(["sweep", str(path), "--jobs", "2"]) == 1  # finished runs are skipped, the failed one retried
+    out = capsys.readouterr().out
+    assert out.count("finished already, skipped") == 2 and out.count("training in process") == 1
+
+
+def test_jobs_must_be_positive(tmp_path, tiny_file, capsys):
+    assert main(["sweep", str(write_sweep(tmp_path, tiny_file)), "--jobs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--jobs 0" in err and err.count("\n") == 1
+    assert S.job_threads(2, cores=2) == 1 and S.job_threads(3, cores=8) == 2 and S.job_threads(4, cores=2) == 1
