@@ -50,8 +50,13 @@ class SelfAttention(nn.Module):
         q, k, v = self.qkv(x).view(b, t, 3, self.n_head, c // self.n_head).permute(2, 0, 3, 1, 4)  # 3 x (B, nh, T, hs)
         if cache is not None:  # generation: the new position attends to every earlier one, so no mask is needed
             k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-        p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=cache is None)  # (B, nh, T, hs)
+        if cache is not None and t == 1 and b > 1:
+            # one new position of many rows against the cache: two batched matmuls beat the fused kernel's CPU
+            # path for a single query (10,000 words: 0.76-0.81 s against 0.93-1.00 s); for one row they do not
+            y = ((q @ k.transpose(-2, -1)) * q.size(-1) ** -0.5).softmax(dim=-1) @ v
+        else:
+            p = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=cache is None)  # (B, nh, T, hs)
         return self.proj(y.transpose(1, 2).reshape(b, t, c)), (k, v)
 
 
