@@ -108,6 +108,9 @@ def process_group(p: Plan, timeout_s: float):
                        f"({first_line(e)}); check torchrun's --nnodes and --rdzv-endpoint") from None
     try:
         yield p
+        # leave together: a process that closes its group and exits while a peer is still writing or
+        # sampling can abort in gloo's threads at exit (SIGABRT: seen once in the test suite), failing the run
+        dist.barrier()
     except RuntimeError as e:  # a peer died mid-collective (gloo raises it from the backward), or timed out
         if not peer_failure(e):
             raise
