@@ -62,3 +62,9 @@ def evaluate(model: Model, data: Dataset, splits: tuple[str, ...] = ("train", "d
         nll = split_nll(model, data.splits[name])
         out[name] = {"nll": nll, "bpc": nll / math.log(2)}
     return out
+
+
+def nll_lines(losses: dict, splits: tuple[str, ...] = ("train", "dev", "test")) -> list[str]:
+    """The table every command prints: one line a split (of those in losses), its NLL in nats and bits a character."""
+    return [f"  {name:5s} nll {losses[name]['nll']:.4f}  ({losses[name]['bpc']:.4f} bits/char)"
+            for name in splits if name in losses]

@@ -23,7 +23,7 @@ from .compare import RESULTS
 from .data import Dataset, load_dataset
 from .device import autocast_dtype, resolve_device
 from .diagnostics import DIAG_FILE, Diagnostics
-from .evaluate import evaluate
+from .evaluate import evaluate, nll_lines
 from .models import MODELS, Model, create_model
 from .plots import FIGURES
 from .sample import generate_tagged
@@ -293,8 +293,8 @@ def _train_and_report(cfg: C.Config, data: Dataset, model: Model, state: dict | 
                "stopped": result.stopped, **losses}
     checkpoint.save_text(work_dir / RESULTS, json.dumps(results, indent=2) + "\n", "results")
     write(f"best checkpoint (step {best['step']}), exact NLL over each whole split:")
-    for name in ("train", "dev", "test"):
-        write(f"  {name:5s} nll {losses[name]['nll']:.4f}  ({losses[name]['bpc']:.4f} bits/char)")
+    for line in nll_lines(losses):
+        write(line)
     if result.stopped == "target":
         write(f"time to target dev nll {cfg.train.target_loss}: {results['wall_seconds']:.1f}s wall clock")
     # a few words from the best model, already in memory: no reload, no second encoding of the data

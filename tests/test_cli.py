@@ -156,7 +156,7 @@ def test_harness_commands_refuse_what_they_cannot_do_in_one_line(tmp_path, capsy
 
 
 def test_ctrl_c_outside_training_exits_130_in_one_line(monkeypatch, capsys):
-    import makemore.cli as cli
+    import makemore.cli.commands as cli
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

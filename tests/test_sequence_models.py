@@ -221,7 +221,7 @@ def test_a_too_short_bow_block_size_is_one_line_exit_2(tmp_path, tiny_file, caps
 
 def test_makemore_py_command_line_for_a_recurrent_net(tiny_data, monkeypatch):
     runs = []
-    monkeypatch.setattr("makemore.cli.train_run", lambda cfg, **kw: runs.append(cfg) or {"samples": []})
+    monkeypatch.setattr("makemore.cli.commands.train_run", lambda cfg, **kw: runs.append(cfg) or {"samples": []})
     assert main(["-i", "names.txt", "-o", "names", "--type", "rnn", "--n-layer", "2", "--n-embd", "64",
                  "--n-embd2", "64"]) == 0
     cfg = runs[0]
