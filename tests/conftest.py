@@ -1,4 +1,7 @@
-"""Shared fixtures: a tiny corpus cut from the bundled names, and quick configs."""
+"""Shared fixtures and helpers: a tiny corpus cut from the bundled names, quick configs, small models.
+
+Test modules import the helpers as `from tests.conftest import ...`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import pytest
 import torch
 
 from makemore.data import Dataset, bundled_path, load_dataset
+from makemore.models import MODELS, Model, SequenceModel, create_model
 from makemore.runs import build_config
 
 torch.set_num_threads(1)  # tiny models: threads only add overhead, and tests may run side by side
@@ -37,3 +41,29 @@ def quick_config(tmp_path, model_type: str = "mlp", input_file=None, **overrides
         raw["data.input"] = str(input_file)
     raw.update(overrides)
     return build_config(overrides=raw)
+
+
+SMALL = {"block_size": 4, "n_embd": 8, "n_embd2": 32, "n_layer": 2}  # applied where a model has the option
+
+
+def small_model(model_type: str, vocab_size: int, max_length: int) -> Model:
+    """The registered model at a test-friendly size, built through the config like the CLI does."""
+    options = MODELS[model_type].Config.__dataclass_fields__
+    if issubclass(MODELS[model_type], SequenceModel):  # a sequence model's block_size is its positions: keep it
+        options = {k: v for k, v in options.items() if k != "block_size"}
+    overrides = {f"model.{k}": v for k, v in SMALL.items() if k in options}
+    cfg = build_config(overrides={"model.type": model_type, **overrides})
+    torch.manual_seed(0)
+    return create_model(model_type, cfg.model, vocab_size, max_length)
+
+
+class SequenceBigram(SequenceModel):
+    """A sequence-shaped bigram: logits at every position from the character there."""
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__(None, table.size(0))
+        self.table = torch.nn.Parameter(table.clone())
+
+    def forward(self, idx, targets=None):
+        logits = self.table[idx]  # (B, T, V)
+        return logits, self.loss(logits, targets)

@@ -10,7 +10,7 @@ import torch
 from makemore.api import load
 from makemore.cli import main
 from makemore.sample import draw, generate, generate_ended, sample
-from tests.test_models import small_model
+from tests.conftest import small_model
 
 QUICK = ["--max-steps", "40", "--eval-interval", "20", "--batch-size", "32", "--no-progress", "--n-embd2", "32",
          "--threads", "1", "--lr", "0.01"]

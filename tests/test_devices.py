@@ -29,8 +29,7 @@ from makemore.evaluate import evaluate
 from makemore.models import MODELS, SequenceModel
 from makemore.sample import generate_tagged
 from makemore.train import Batches, make_optimizer, train
-from tests.conftest import quick_config
-from tests.test_models import small_model
+from tests.conftest import quick_config, small_model
 
 AWAY = torch.device("meta")  # the pretend accelerator's name
 CPU = torch.device("cpu")

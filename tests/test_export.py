@@ -16,7 +16,7 @@ from makemore.data import encode_items
 from makemore.export import ExportError, context_width, export_onnx, export_safetensors
 from makemore.models import MODELS, SequenceModel
 from makemore.runs import build_config
-from tests.test_models import SMALL
+from tests.conftest import SMALL
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

@@ -12,7 +12,7 @@ from makemore.evaluate import split_nll
 from makemore.mix import Mixture, fit_weights, mix, mixture_nll, part_nlls
 from makemore.models import MODELS, SequenceModel
 from makemore.runs import build_config
-from tests.test_models import SMALL
+from tests.conftest import SMALL
 
 QUICK = ["--max-steps", "20", "--eval-interval", "10", "--batch-size", "16", "--no-progress", "--threads", "1"]
 

@@ -5,26 +5,15 @@ import math
 import pytest
 import torch
 
+import makemore.sample as sample_module
 from makemore import checkpoint
-from makemore.data import Dataset
+from makemore.data import BOUNDARY, Dataset
 from makemore.evaluate import split_nll
-from makemore.models import MODELS, Model, SequenceModel, WindowModel, create_model
+from makemore.models import MODELS, Model, WindowModel, create_model
 from makemore.runs import build_config
+from makemore.sample import generate
 from makemore.train import train
-from tests.conftest import quick_config
-
-SMALL = {"block_size": 4, "n_embd": 8, "n_embd2": 32, "n_layer": 2}  # applied where a model has the option
-
-
-def small_model(model_type: str, vocab_size: int, max_length: int) -> Model:
-    """The registered model at a test-friendly size, built through the config like the CLI does."""
-    options = MODELS[model_type].Config.__dataclass_fields__
-    if issubclass(MODELS[model_type], SequenceModel):  # a sequence model's block_size is its positions: keep it
-        options = {k: v for k, v in options.items() if k != "block_size"}
-    overrides = {f"model.{k}": v for k, v in SMALL.items() if k in options}
-    cfg = build_config(overrides={"model.type": model_type, **overrides})
-    torch.manual_seed(0)
-    return create_model(model_type, cfg.model, vocab_size, max_length)
+from tests.conftest import SequenceBigram, quick_config, small_model
 
 
 def batch(model: Model, data: Dataset, n: int = 16):
@@ -87,18 +76,6 @@ def test_unknown_model_lists_valid_ones():
         create_model("nope", None, 27)
 
 
-class SequenceBigram(SequenceModel):
-    """A sequence-shaped bigram: logits at every position from the character there."""
-
-    def __init__(self, table: torch.Tensor):
-        super().__init__(None, table.size(0))
-        self.table = torch.nn.Parameter(table.clone())
-
-    def forward(self, idx, targets=None):
-        logits = self.table[idx]  # (B, T, V)
-        return logits, self.loss(logits, targets)
-
-
 def test_loss_per_character_is_the_same_for_windows_and_sequences(tiny_data):
     window = small_model("nbigram", tiny_data.vocab.size, tiny_data.max_item_length)
     with torch.no_grad():
@@ -109,26 +86,30 @@ def test_loss_per_character_is_the_same_for_windows_and_sequences(tiny_data):
         assert split_nll(sequence, split, batch_size=7) == pytest.approx(split_nll(window, split), rel=1e-6)
 
 
-def step_logits(model: Model, items: list[str], vocab) -> list[torch.Tensor]:
-    """Each item's logits (len + 1, V) from generation's step(), finished rows leaving the batch as the sampler does."""
-    from makemore.data import encode_items
+def step_logits(model: Model, items: list[str], vocab, monkeypatch) -> list[torch.Tensor]:
+    """Each item's logits (len + 1, V) as the sampler sees them: generate() itself, its draw forced to spell items.
 
-    x, _ = encode_items(items, vocab)
-    lengths = torch.tensor([len(s) + 1 for s in items])
+    The sampler drops a row from its batch when the row's word ends (model.keep); the rows still writing
+    at step t are the items not ended before it, in order, so the forced draw knows whose logits it holds.
+    """
+    ids = [vocab.encode(s) + [BOUNDARY] for s in items]
     out = [[] for _ in items]
-    rows = torch.arange(len(items))  # the batch's rows, as indices into items
-    state = model.init_state(len(items))
-    for t in range(int(lengths.max())):
-        logits, state = model.step(x[rows, t], state)
-        for row, logit in zip(rows.tolist(), logits):
-            out[row].append(logit)
-        going = (lengths[rows] > t + 1).nonzero().squeeze(1)
-        rows, state = rows[going], model.keep(state, going)
+
+    def spell(logits, *args, **kwargs):
+        t = len(out[alive[0]]) if (alive := [i for i in range(len(items)) if len(out[i]) < len(ids[i])]) else 0
+        assert len(logits) == len(alive), "the sampler's batch is not the rows still writing"
+        for i, row in zip(alive, logits):
+            out[i].append(row.clone())
+        return torch.tensor([ids[i][t] for i in alive], device=logits.device)
+
+    monkeypatch.setattr(sample_module, "draw", spell)
+    words = generate(model, vocab, len(items), max(len(s) for s in items))
+    assert words == items  # the forced draw spelled every item, ending each where it ends
     return [torch.stack(rows) for rows in out]
 
 
 @pytest.mark.parametrize("model_type", sorted(MODELS))
-def test_step_by_step_logits_equal_the_full_forward(model_type, tiny_data):
+def test_step_by_step_logits_equal_the_full_forward(model_type, tiny_data, monkeypatch):
     from makemore.checks import position_logits
 
     model = small_model(model_type, tiny_data.vocab.size, tiny_data.max_item_length)
@@ -141,7 +122,7 @@ def test_step_by_step_logits_equal_the_full_forward(model_type, tiny_data):
     items = sorted(tiny_data.dev.items[:24], key=len) + ["a", max(tiny_data.train.items, key=len)]
     with torch.no_grad():
         full = position_logits(model, items, tiny_data.vocab)
-        stepped = step_logits(model, items, tiny_data.vocab)
+        stepped = step_logits(model, items, tiny_data.vocab, monkeypatch)
     for word, a, b in zip(items, full, stepped):
         assert a.shape == b.shape, word
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-5), (word, (a - b).abs().max().item())

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from makemore.data import BOUNDARY
 from makemore.sample import SampleError, draw, generate, tag
-from tests.test_models import SequenceBigram, small_model
+from tests.conftest import SequenceBigram, small_model
 
 
 @pytest.fixture
@@ -89,9 +90,33 @@ def test_words_end_at_the_boundary(trained, tiny_data):
     assert max(len(w) for w in words) < 50 and min(len(w) for w in words) < 4
 
 
-def test_prefix_is_respected(trained, tiny_data):
-    words = generate(trained, tiny_data.vocab, 30, 20, prefix="ma", generator=gen(0))
-    assert all(w.startswith("ma") for w in words)
+def next_probs(model, vocab, prefix: str) -> torch.Tensor:
+    """The model's distribution of the character after prefix (at the start of a word), by its own steps."""
+    state = model.init_state(1)
+    for token in [BOUNDARY] + vocab.encode(prefix):
+        logits, state = model.step(torch.tensor([token]), state)
+    return logits[0].softmax(-1).double()
+
+
+def drawn_after(words: list[str], vocab, prefix: str) -> torch.Tensor:
+    """How often each token (the boundary: the word ended) follows prefix in words, as frequencies."""
+    tokens = [vocab.encode(w[len(prefix)])[0] if len(w) > len(prefix) else BOUNDARY for w in words]
+    return torch.bincount(torch.tensor(tokens), minlength=vocab.size).double() / len(words)
+
+
+def test_the_letter_after_a_prefix_follows_the_model_given_that_prefix(trained, tiny_data):
+    """Every word starts with the prefix by construction; what can fail is what comes next: the model's
+    distribution after the prefix, not after the start of a word (a sampler that ignores the prefix)."""
+    vocab = tiny_data.vocab
+    unconditioned = next_probs(trained, vocab, "")
+    tv = {c: 0.5 * (next_probs(trained, vocab, c) - unconditioned).abs().sum().item() for c in vocab.chars}
+    prefix = "q" if "q" in vocab.chars else max(tv, key=tv.get)
+    assert tv[prefix] > 0.3, tv  # a prefix after which the model says something else than at a word's start
+    words = generate(trained, vocab, 20_000, len(prefix) + 1, prefix=prefix, generator=gen(0))
+    assert all(w.startswith(prefix) for w in words)
+    observed, expected = drawn_after(words, vocab, prefix), next_probs(trained, vocab, prefix)
+    assert 0.5 * (observed - expected).abs().sum() < 0.03  # sampling noise of 20,000 draws is well below
+    assert 0.5 * (observed - unconditioned).abs().sum() > tv[prefix] - 0.03
 
 
 def test_prefix_outside_vocabulary_is_an_error(trained, tiny_data):

@@ -11,7 +11,7 @@ from makemore import score as S
 from makemore.cli import main
 from makemore.evaluate import split_nll
 from makemore.models import MODELS
-from tests.test_models import small_model
+from tests.conftest import small_model
 
 QUICK = ["--max-steps", "20", "--eval-interval", "10", "--batch-size", "16", "--no-progress", "--n-embd2", "16",
          "--threads", "1"]
