@@ -97,7 +97,7 @@ def sweep_rates(model: Model, batches: Batches, optimizer: torch.optim.Optimizer
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = batches.next()
-        loss = train_step(model, model, optimizer, x, y, grad_clip, autocast)
+        loss = train_step(model, model, optimizer, x, y, grad_clip=grad_clip, autocast=autocast)
         losses.append(loss.item())  # one sync a step: the stop test needs the value
         if diverged_index(smooth(losses, beta), stop_factor) is not None:  # O(steps^2) floats: nothing
             break

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from .data import PAD, Dataset, Split
 from .device import precision
 from .evaluate import split_nll
 from .models import Model
+from .resume import StopRequest, restore_rng, rng_state
 from .sample import generate_tagged
 from .tracking import Tracker
 
@@ -65,7 +65,7 @@ def make_optimizer(model: Model, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=fused or None)
 
 
-def train_step(forward, model: Model, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+def train_step(forward, model: Model, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
                grad_clip: float = 0.0, autocast=contextlib.nullcontext, before_update=None,
                rank: int = 0, world_size: int = 1, accum: int = 1) -> torch.Tensor:
     """One optimization step: forward (in autocast()), zero_grad, backward, clip, update; the loss, on its device.
@@ -133,74 +133,6 @@ class Batches:
         return self.examples.get(sel)  # windows (B, block_size), (B,) or items (B, T), (B, T)
 
 
-def rng_state(batches: Batches) -> dict:
-    """Every random state an exact resume needs: the batch order, torch's CPU generator, the GPU's (dropout).
-
-    Under torchrun every process's own generators too (their dropout differs), gathered: call it on every process.
-    """
-    device = batches.generator.device
-    rng = {"device": device.type, "batches": batches.generator.get_state(), **process_rng(device)}
-    if D.world()[1] > 1:
-        rng["ranks"] = D.gather(process_rng(device))
-    return rng
-
-
-def process_rng(device: torch.device) -> dict:
-    """This process's torch generators: the CPU's and its GPU's."""
-    rng = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        rng["cuda"] = torch.cuda.get_rng_state(device)
-    return rng
-
-
-def restore_rng(rng: dict, batches: Batches, reseed: int, write) -> None:
-    """Continue the saved random states; on another kind of device than they were saved on (a GPU run resumed
-    on a CPU, or the reverse), the batch order cannot continue exactly, so it is seeded afresh with a warning."""
-    rank = D.world()[0]
-    ranks = rng.get("ranks") or [rng]  # a checkpoint of one process holds one process's generators
-    if rank < len(ranks):
-        rng = {**rng, **ranks[rank]}
-    else:  # more processes than wrote the checkpoint: the new ones get fresh dropout streams (batches continue)
-        rng = {k: v for k, v in rng.items() if k not in ("torch", "cuda")}
-        torch.manual_seed(reseed + rank)
-    if "torch" in rng:
-        torch.set_rng_state(rng["torch"])
-    saved, here = rng.get("device", batches.generator.device.type), batches.generator.device.type
-    if saved != here:
-        batches.generator.manual_seed(reseed)
-        write(f"warning: this run was trained on {saved} and continues on {here}: its batch order cannot continue "
-              f"exactly, so it is seeded afresh (the losses will differ from an uninterrupted run)")
-        return
-    batches.generator.set_state(rng["batches"])
-    if "cuda" in rng:
-        torch.cuda.set_rng_state(rng["cuda"], batches.generator.device)
-
-
-class StopRequest:
-    """Turns the first SIGINT/SIGTERM into a request to save and stop; a second one exits at once."""
-
-    def __init__(self):
-        self.requested = None
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        if self.requested is not None:
-            raise KeyboardInterrupt  # second signal: stop now, without saving
-        self.requested = signal.Signals(signum).name
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 def print_samples(model: Model, data: Dataset, cfg: Config, step: int, tracker: Tracker, write) -> None:
     """A few samples, tagged by where they come from, to the console and TensorBoard."""
     if cfg.train.eval_samples == 0:
@@ -247,6 +179,164 @@ def compile_model(model: Model, example: tuple[torch.Tensor, torch.Tensor], writ
                 b.copy_(saved)
 
 
+@dataclass
+class Loop:
+    """What the training loop carries from step to step, set up once by set_up()."""
+
+    model: Model
+    forward: object  # the model, compiled, or under DDP
+    optimizer: torch.optim.Optimizer
+    batches: Batches
+    autocast: object  # a context manager factory: bfloat16 where the GPU has it; weights stay float32
+    rank: int
+    world_size: int
+    step: int = 0
+    best: float | None = None
+    train_before: float = 0.0  # seconds the run's earlier processes spent training, and in all
+    wall_before: float = 0.0
+    t0: float = 0.0  # when this process's loop began
+    started: float = 0.0  # when this process began working on the run (set-up included)
+    loss_sum: torch.Tensor | None = None  # the running loss stays where the loss is: no copy, no sync per step
+    loss_count: int = 0
+    first_bad: torch.Tensor | None = None  # first step with a non-finite loss, tracked without a host sync
+    stopped: str = "finished"
+
+    def trained(self) -> float:
+        return self.train_before + time.perf_counter() - self.t0
+
+    def reset_loss(self) -> None:
+        self.loss_sum, self.loss_count = torch.zeros((), device=self.model.device), 0
+
+
+def set_up(model: Model, data: Dataset, cfg: Config, state: dict | None, write, started: float | None) -> Loop:
+    """Optimizer, batches, the resumed state if any, the compiled and DDP-wrapped forward: the loop before step 0."""
+    tc = cfg.train
+    rank, world_size = D.world()
+    problem = D.split_problem(tc.batch_size, world_size, tc.grad_accum)
+    if problem:
+        raise ConfigError(problem)
+    optimizer = make_optimizer(model, tc)
+    batches = Batches(data.train, model, tc.batch_size, cfg.seed)
+    if rank > 0 and state is None:  # the same weights everywhere (DDP copies rank 0's), but distinct dropout
+        torch.manual_seed(cfg.seed + rank)
+    loop = Loop(model, model, optimizer, batches, functools.partial(precision, model.device, tc.dtype), rank,
+                world_size)
+    before = (state or {}).get("seconds") or {}  # time the run's earlier processes spent
+    loop.train_before, loop.wall_before = before.get("train", 0.0), before.get("wall", 0.0)
+    if state is not None:  # resume exactly: weights are already loaded; now the rest of the state
+        resume(loop, state, cfg, write)
+    if tc.compile:
+        order = batches.generator.get_state()
+        x, y = batches.next()
+        rows = len(x) // (world_size * tc.grad_accum)  # probe with a micro-batch: the shape each step runs
+        loop.forward = compile_model(model, (x[:rows], y[:rows]), write)
+        batches.generator.set_state(order)  # the compile probe must not shift the batch order
+    loop.forward = D.wrap(model, loop.forward)  # under torchrun: DistributedDataParallel, which averages gradients
+    loop.t0 = time.perf_counter()
+    loop.started = loop.t0 if started is None else started
+    loop.autocast()  # an impossible --dtype fails here, before the first step
+    loop.reset_loss()
+    loop.first_bad = torch.tensor(-1, device=model.device)
+    return loop
+
+
+def resume(loop: Loop, state: dict, cfg: Config, write) -> None:
+    """The optimizer, step, best dev loss and random states of a checkpoint, or a one-line error."""
+    try:
+        loop.optimizer.load_state_dict(state["optimizer"])
+        loop.step, loop.best = state["step"], state["best_dev_loss"]
+        restore_rng(state["rng"], loop.batches, cfg.seed + loop.step, write)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise checkpoint.CheckpointError(
+            f"cannot resume: the checkpoint's training state does not fit this run ({e.__class__.__name__}); "
+            f"resume with the optimizer and device it was trained with, or train a new run") from None
+
+
+def step_once(loop: Loop, tc: TrainConfig, observer=None) -> None:
+    """Forward, backward, update at the scheduled rate; the loss joins the running sum."""
+    lr = lr_at(loop.step, tc)
+    for group in loop.optimizer.param_groups:
+        group["lr"] = lr
+    observing = observer is not None and observer.wants(loop.step)  # before forward: hooks record it
+    x, y = loop.batches.next()
+    before_update = functools.partial(observer.before_step, loop.step, lr) if observing else None
+    loss = train_step(loop.forward, loop.model, loop.optimizer, x, y, grad_clip=tc.grad_clip,
+                      autocast=loop.autocast, before_update=before_update, rank=loop.rank,
+                      world_size=loop.world_size, accum=tc.grad_accum)
+    if observing:
+        observer.after_step(loop.step, lr)
+    loop.loss_sum += loss
+    loop.first_bad = torch.where((loop.first_bad < 0) & ~torch.isfinite(loss), loop.step, loop.first_bad)
+    loop.loss_count += 1
+    loop.step += 1
+
+
+def log(loop: Loop, tc: TrainConfig, bar, tracker: Tracker) -> None:
+    """The mean training loss since the last log, to the bar and TensorBoard; a non-finite one stops the run."""
+    mean = (D.all_reduce(loop.loss_sum) / loop.loss_count).item()  # the only host sync between evaluations
+    if not math.isfinite(mean):
+        first_bad = D.all_reduce(torch.where(loop.first_bad < 0, tc.max_steps, loop.first_bad), "min")
+        raise TrainingDiverged(
+            f"the loss became {mean} at step {int(first_bad) + 1}; training stopped and the last "
+            f"good checkpoint is kept — lower the learning rate (now {tc.lr:g}) or set --grad-clip")
+    lr = lr_at(loop.step - 1, tc)  # the rate of the step just taken
+    bar.set_postfix(loss=f"{mean:.4f}", lr=f"{lr:.2e}", refresh=False)
+    tracker.scalar("loss/train_minibatch_mean", mean, loop.step)
+    tracker.scalar("lr", lr, loop.step)
+    loop.reset_loss()
+
+
+def save(loop: Loop, cfg: Config, data: Dataset, work_dir: Path, name: str) -> None:
+    """Checkpoint the loop as work_dir/name (rank 0 writes; every process gives its random states)."""
+    rng = rng_state(loop.batches)  # on every process: it gathers theirs
+    if loop.rank == 0:
+        seconds = {"train": loop.trained(), "wall": loop.wall_before + time.perf_counter() - loop.started}
+        state = checkpoint.make_state(cfg, data, loop.model, loop.optimizer, loop.step, loop.best, rng, seconds)
+        checkpoint.save(work_dir / name, state)
+
+
+def evaluate_and_save(loop: Loop, data: Dataset, cfg: Config, work_dir: Path, tracker: Tracker, write) -> bool:
+    """Exact dev NLL; save the best (model.pt) and the last (last.pt); a few samples. True: the target is reached."""
+    tc = cfg.train
+    D.sync_from_main(loop.model.buffers())  # e.g. batch norm's running statistics: rank 0's, as saved
+    dev = split_nll(loop.model, data.dev)  # under torchrun each process evaluates its share
+    if not math.isfinite(dev):  # weights gone bad after a finite loss: keep both checkpoints
+        raise TrainingDiverged(
+            f"the dev loss became {dev} at step {loop.step}; training stopped and the last good "
+            f"checkpoint is kept — lower the learning rate (now {tc.lr:g}) or set --grad-clip")
+    tracker.scalar("loss/dev", dev, loop.step)
+    improved = loop.best is None or dev < loop.best
+    if improved:
+        loop.best = dev
+        save(loop, cfg, data, work_dir, "model.pt")
+    save(loop, cfg, data, work_dir, "last.pt")
+    write(f"step {loop.step}: dev nll {dev:.4f}{' (best)' if improved else ''}, {loop.trained():.1f}s")
+    print_samples(loop.model, data, cfg, loop.step, tracker, write)
+    if tc.target_loss is not None and dev <= tc.target_loss:
+        write(f"reached target dev nll {tc.target_loss} at step {loop.step} after {loop.trained():.1f}s of training")
+        return True
+    return False
+
+
+def stop_requested(loop: Loop, stop: StopRequest, logging: bool) -> bool:
+    """Whether to stop now; every process must stop at the same step: under torchrun they agree at logging steps."""
+    if logging:
+        return D.any_true(stop.requested is not None, loop.model.device)
+    return stop.requested is not None and loop.world_size == 1
+
+
+def stop_and_save(loop: Loop, stop: StopRequest, cfg: Config, data: Dataset, work_dir: Path, saved: bool,
+                  write) -> None:
+    """Save last.pt (unless an evaluation just did) and say how to continue."""
+    if not saved:
+        save(loop, cfg, data, work_dir, "last.pt")
+    loop.stopped = "interrupted"
+    again = "the same torchrun command and --resume" if loop.world_size > 1 else \
+        f"makemore --work-dir {work_dir} --resume"
+    write(f"{stop.requested or 'a stop request'} at step {loop.step}: saved {work_dir / 'last.pt'}; "
+          f"continue with: {again}")
+
+
 def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict | None = None,
           tracker: Tracker | None = None, progress: bool = True, write=tqdm.write,
           observer=None, started: float | None = None) -> TrainResult:
@@ -254,7 +344,6 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
 
     started: when this process began working on the run (time.perf_counter()), so the wall-clock time
     saved with each checkpoint covers set-up too; the times of earlier processes come from state.
-
     observer, if given, is asked observer.wants(step) before each forward pass; on the steps it
     wants, it is called as observer.before_step(step, lr) after the backward pass and
     observer.after_step(step, lr) after the optimizer step (e.g. diagnostics at an interval).
@@ -263,121 +352,25 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
     if not model.trainable:
         return fit_counts(model, data, cfg, work_dir, write, started)
     tc = cfg.train
-    rank, world_size = D.world()  # under torchrun: rank 0 alone writes, prints and logs
-    main = rank == 0
-    if not main:
+    if D.world()[0] != 0:  # under torchrun: rank 0 alone writes, prints and logs
         tracker, progress, write = Tracker(None), False, lambda message: None
-    problem = D.split_problem(tc.batch_size, world_size, tc.grad_accum)
-    if problem:
-        raise ConfigError(problem)
-    optimizer = make_optimizer(model, tc)
-    batches = Batches(data.train, model, tc.batch_size, cfg.seed)
-    if rank > 0 and state is None:  # the same weights everywhere (DDP copies rank 0's), but distinct dropout
-        torch.manual_seed(cfg.seed + rank)
-    step, best = 0, None
-    before = (state or {}).get("seconds") or {}  # time the run's earlier processes spent
-    train_before, wall_before = before.get("train", 0.0), before.get("wall", 0.0)
-    if state is not None:  # resume exactly: weights are already loaded; now the rest of the state
-        try:
-            optimizer.load_state_dict(state["optimizer"])
-            step, best = state["step"], state["best_dev_loss"]
-            restore_rng(state["rng"], batches, cfg.seed + step, write)
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise checkpoint.CheckpointError(
-                f"cannot resume: the checkpoint's training state does not fit this run ({e.__class__.__name__}); "
-                f"resume with the optimizer and device it was trained with, or train a new run") from None
-    forward = model
-    if tc.compile:
-        order = batches.generator.get_state()
-        x, y = batches.next()
-        rows = len(x) // (world_size * tc.grad_accum)  # probe with a micro-batch: the shape each step runs
-        forward = compile_model(model, (x[:rows], y[:rows]), write)
-        batches.generator.set_state(order)  # the compile probe must not shift the batch order
-    forward = D.wrap(model, forward)  # under torchrun: DistributedDataParallel, which averages the gradients
-
-    def trained() -> float:
-        return train_before + time.perf_counter() - t0
-
-    def save(name: str) -> None:
-        rng = rng_state(batches)  # on every process: it gathers theirs
-        if main:
-            seconds = {"train": trained(), "wall": wall_before + time.perf_counter() - started}
-            state = checkpoint.make_state(cfg, data, model, optimizer, step, best, rng, seconds)
-            checkpoint.save(work_dir / name, state)
-
-    t0 = time.perf_counter()
-    started = t0 if started is None else started
-    device = model.device  # the running loss stays where the loss is: no copy, no sync per step
-    autocast = functools.partial(precision, device, tc.dtype)  # bfloat16 where the GPU has it; weights stay float32
-    autocast()  # an impossible --dtype fails here, before the first step
-    loss_sum, loss_count = torch.zeros((), device=device), 0
-    first_bad = torch.tensor(-1, device=device)  # first step with a non-finite loss, tracked without a host sync
-    stopped = "finished"
-    bar = tqdm(total=tc.max_steps, initial=step, disable=not progress, desc=cfg.model_type, dynamic_ncols=True)
+    loop = set_up(model, data, cfg, state, write, started)
+    bar = tqdm(total=tc.max_steps, initial=loop.step, disable=not progress, desc=cfg.model_type, dynamic_ncols=True)
     model.train()
-    with StopRequest() as stop:
-        while step < tc.max_steps:
-            lr = lr_at(step, tc)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            observing = observer is not None and observer.wants(step)  # before forward: hooks record it
-            x, y = batches.next()
-            before_update = functools.partial(observer.before_step, step, lr) if observing else None
-            loss = train_step(forward, model, optimizer, x, y, tc.grad_clip, autocast, before_update,
-                              rank, world_size, tc.grad_accum)
-            if observing:
-                observer.after_step(step, lr)
-            loss_sum += loss
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
-            loss_count += 1
-            step += 1
+    with StopRequest() as stop, contextlib.closing(bar):
+        while loop.step < tc.max_steps:
+            step_once(loop, tc, observer)  # forward, backward, update
             bar.update(1)
-
-            evaluating = step % tc.eval_interval == 0 or step == tc.max_steps
-            logging = step % tc.log_interval == 0 or evaluating
-            # every process must stop at the same step: under torchrun they agree at logging steps only
-            stopping = D.any_true(stop.requested is not None, device) if logging else (
-                stop.requested is not None and world_size == 1)
-            if logging or stopping:
-                mean = (D.all_reduce(loss_sum) / loss_count).item()  # the only host sync between evaluations
-                if not math.isfinite(mean):
-                    bar.close()
-                    first_bad = D.all_reduce(torch.where(first_bad < 0, tc.max_steps, first_bad), "min")
-                    raise TrainingDiverged(
-                        f"the loss became {mean} at step {int(first_bad) + 1}; training stopped and the last "
-                        f"good checkpoint is kept — lower the learning rate (now {tc.lr:g}) or set --grad-clip")
-                bar.set_postfix(loss=f"{mean:.4f}", lr=f"{lr:.2e}", refresh=False)
-                tracker.scalar("loss/train_minibatch_mean", mean, step)
-                tracker.scalar("lr", lr, step)
-                loss_sum, loss_count = torch.zeros((), device=device), 0
-            if evaluating:  # before honouring a stop: a resumed run must not skip this step's evaluation
-                D.sync_from_main(model.buffers())  # e.g. batch norm's running statistics: rank 0's, as saved
-                dev = split_nll(model, data.dev)  # under torchrun each process evaluates its share
-                if not math.isfinite(dev):  # weights gone bad after a finite loss: keep both checkpoints
-                    bar.close()
-                    raise TrainingDiverged(
-                        f"the dev loss became {dev} at step {step}; training stopped and the last good "
-                        f"checkpoint is kept — lower the learning rate (now {tc.lr:g}) or set --grad-clip")
-                tracker.scalar("loss/dev", dev, step)
-                improved = best is None or dev < best
-                if improved:
-                    best = dev
-                    save("model.pt")
-                save("last.pt")
-                write(f"step {step}: dev nll {dev:.4f}{' (best)' if improved else ''}, {trained():.1f}s")
-                print_samples(model, data, cfg, step, tracker, write)
-                if tc.target_loss is not None and dev <= tc.target_loss:
-                    stopped = "target"
-                    write(f"reached target dev nll {tc.target_loss} at step {step} after {trained():.1f}s of training")
-                    break
-            if stopping and step < tc.max_steps:  # at max_steps the run has simply finished
-                if not evaluating:  # an evaluation has just saved last.pt
-                    save("last.pt")
-                stopped = "interrupted"
-                again = "the same torchrun command and --resume" if world_size > 1 else \
-                    f"makemore --work-dir {work_dir} --resume"
-                write(f"{stop.requested or 'a stop request'} at step {step}: saved {work_dir / 'last.pt'}; "
-                      f"continue with: {again}")
+            evaluating = loop.step % tc.eval_interval == 0 or loop.step == tc.max_steps
+            logging = loop.step % tc.log_interval == 0 or evaluating
+            stopping = stop_requested(loop, stop, logging)
+            if logging or stopping:  # timing and logging
+                log(loop, tc, bar, tracker)
+            # evaluate before honouring a stop: a resumed run must not skip this step's evaluation
+            if evaluating and evaluate_and_save(loop, data, cfg, work_dir, tracker, write):
+                loop.stopped = "target"
                 break
-    bar.close()
-    return TrainResult(step, best, trained(), stopped, wall_before)
+            if stopping and loop.step < tc.max_steps:  # at max_steps the run has simply finished
+                stop_and_save(loop, stop, cfg, data, work_dir, evaluating, write)
+                break
+    return TrainResult(loop.step, loop.best, loop.trained(), loop.stopped, loop.wall_before)

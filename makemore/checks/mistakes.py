@@ -144,7 +144,7 @@ def check_zero_grad(model: Model, data: Dataset, train_cfg: C.TrainConfig, step:
     name = "zero_grad"
     if not model.trainable:
         return CheckResult(name, "skip", "count model: nothing is trained by gradient descent")
-    step = step or (lambda m, opt, x, y: train_step(m, m, opt, x, y, train_cfg.grad_clip))
+    step = step or (lambda m, opt, x, y: train_step(m, m, opt, x, y, grad_clip=train_cfg.grad_clip))
     n = n or (32 if model.examples(data.train).width == 1 else 8)
     a, b = random_batch(data.train, model, n, seed), random_batch(data.train, model, n, seed + 1)
     optimizer = make_optimizer(model, train_cfg)

@@ -142,7 +142,7 @@ def check_overfit(model: Model, data: Dataset, train_cfg: C.TrainConfig, n: int 
     model.train()
     first = loss = None
     for step in range(1, steps + 1):
-        loss_t = train_step(model, model, optimizer, x, y, tc.grad_clip, autocast)
+        loss_t = train_step(model, model, optimizer, x, y, grad_clip=tc.grad_clip, autocast=autocast)
         if step == 1 or step % 10 == 0:  # a host sync only every few steps
             loss = loss_t.item()
             first = loss if first is None else first
