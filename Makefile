@@ -6,9 +6,9 @@ install:  ## set up a fresh machine: the CPU build of torch first, then the pack
 	$(PYTHON) -m pip install torch==2.13.0
 	$(PYTHON) -m pip install -e '.[dev]'
 
-test:  ## lint, then the test suite without the slow tests (under 3 minutes on 2 cores)
+test:  ## lint, then the test suite without the slow tests, on two processes (under 3 minutes on 2 cores)
 	$(PYTHON) -m ruff check makemore tests benchmarks
-	$(PYTHON) -m pytest -m "not slow"
+	$(PYTHON) -m pytest -m "not slow" -n 2
 
 test-all:  ## lint, then every test, the slow ones too (a real torch.compile)
 	$(PYTHON) -m ruff check makemore tests benchmarks
