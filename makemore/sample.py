@@ -233,7 +233,9 @@ def sample(model: Model, data: Dataset, num: int, generator: torch.Generator, *,
     pattern = compile_regex(regex)
     tries = default_tries(num) if tries is None else tries
     cap = max_length if max_length is not None else 2 * data.max_item_length
-    automaton = word_constraints(model, data.vocab, prefix, suffix, contains, match, min_length, max_length, cap)
+    # masked words cannot be cut, only kept short: without max_length, no longer than the longest item
+    longest = cap if constrain == "reject" or max_length is not None else data.max_item_length
+    automaton = word_constraints(model, data.vocab, prefix, suffix, contains, match, min_length, max_length, longest)
     masked = automaton is not None and constrain == "mask"
     train, heldout = data.item_sets
     stats = SampleStats(num, tries, constrain="mask" if masked else "reject")
