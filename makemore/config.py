@@ -222,8 +222,8 @@ class SampleConfig:
         if self.most_likely:
             given = [k for k in DRAWING_OPTIONS if getattr(self, k) != getattr(SampleConfig, k)]
             if given:
-                out.append(f"sample.most_likely is an exact search, not a draw: {', '.join(given)} do not apply "
-                           f"(leave them out; the search is bounded by budget)")
+                out.append(f"sample.most_likely is an exact search, not a draw: leave out {', '.join(given)} "
+                           f"(the search is bounded by budget)")
         return out
 
 

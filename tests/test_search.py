@@ -14,8 +14,8 @@ from makemore.data import Dataset, Vocab
 from makemore.likely import SearchError, cat_rows, most_likely, search
 from makemore.sample import generate_ended, sample
 from makemore.score import score_words
+from tests.conftest import small_model
 from tests.test_constraints import chi2_critical
-from tests.test_models import small_model
 
 ITEMS = ["ab", "abc", "ca", "bca", "cab", "a", "bb", "acca", "bac", "cc", "abca", "ba", "cba", "aab"]
 
@@ -183,7 +183,7 @@ def test_api_most_likely_gives_probabilities_and_nlls_as_score_counts_them(run):
 
 
 @pytest.mark.parametrize("options, pattern", [
-    (dict(most_likely=True, temperature=0.5), "most_likely is an exact search.*temperature"),
+    (dict(most_likely=True, temperature=0.5), "most_likely is an exact search, not a draw: leave out temperature"),
     (dict(most_likely=True, num=0), "sample.num must be at least 1"),
     (dict(most_likely=True, budget=0), "sample.budget must be at least 1"),
     (dict(budget=10), "budget bounds the most-likely search"),
@@ -194,3 +194,41 @@ def test_bad_search_options_are_one_line_config_errors(run, options, pattern):
     with pytest.raises(ConfigError, match=pattern) as e:
         run.sample(**options)
     assert "\n" not in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def run_dir(run):
+    return run.path.parent
+
+
+@pytest.mark.parametrize("flags, pattern", [
+    (["--match", "c{3}", "--max-length", "2"], "no word can meet --match 'c{3}' among words of at most 2 characters"),
+    (["--match", "(["], "sample.match '([' is not a regular expression interegular can compile"),
+    (["--contains", "z"], "--contains 'z' has characters not in the vocabulary"),
+    (["--most-likely", "-n", "0"], "sample.num must be at least 1, got 0"),
+    (["--most-likely", "--budget", "1"], "found no word within 1 prefixes expanded"),
+    (["--most-likely", "--top-k", "2"], "leave out top_k"),
+])
+def test_cli_bad_input_is_one_line_exit_2_and_nothing_written(run_dir, capsys, tmp_path, flags, pattern):
+    from makemore.cli import main
+
+    target = tmp_path / "words.txt"
+    assert main(["sample", "-o", str(run_dir), *flags, "--output", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and pattern in err and not target.exists()
+
+
+def test_cli_most_likely_prints_probabilities_in_order_and_json(run_dir, capsys, run):
+    from makemore.cli import main
+
+    assert main(["sample", "-o", str(run_dir), "-n", "4", "--most-likely", "--max-length", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    expected = run.sample(4, most_likely=True, max_length=3)
+    assert [s["word"] for s in out["samples"]] == list(expected)
+    assert [s["prob"] for s in out["samples"]] == pytest.approx(expected.probs)
+    assert out["stats"]["complete"] and out["stats"]["expanded"] > 0
+    budget = str(run.sample(3, most_likely=True, max_length=4).stats.expanded)
+    flags = ["-n", "60", "--most-likely", "--max-length", "4", "--budget", budget]
+    assert main(["sample", "-o", str(run_dir), *flags]) == 2
+    captured = capsys.readouterr()
+    assert 3 <= len(captured.out.splitlines()) < 60 and "raise --budget" in captured.err.splitlines()[-1]
