@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import warnings
 from pathlib import Path
 
@@ -22,19 +23,33 @@ from . import config as C
 from .data import Dataset
 from .device import resolve_device
 from .evaluate import evaluate
+from .likely import SearchStats, most_likely
 from .mix import MIXTURE_FILE, Mixture, load_mixture
 from .models import MODELS, Model
 from .runs import build_config, train_run
-from .sample import SampleStats, sample
+from .sample import SampleStats, sample, tag
 from .score import Score, problems, score_words
 
 
 class Samples(list):
-    """Sampled words (a list of str), with .origins ('train', 'dev/test' or 'new') and .stats (SampleStats)."""
+    """Sampled words (a list of str), with .origins ('train', 'dev/test' or 'new') and .stats (SampleStats).
 
-    def __init__(self, words: list[str], origins: list[str], stats: SampleStats):
+    The most likely words (most_likely=True) also have .logprobs (nats, the end included), .probs (the
+    whole word's probability) and .nlls (nats per character, the end counted: eval's unit).
+    """
+
+    def __init__(self, words: list[str], origins: list[str], stats: SampleStats | SearchStats,
+                 logprobs: list[float] | None = None):
         super().__init__(words)
-        self.origins, self.stats = origins, stats
+        self.origins, self.stats, self.logprobs = origins, stats, logprobs
+
+    @property
+    def probs(self) -> list[float] | None:
+        return None if self.logprobs is None else [math.exp(lp) for lp in self.logprobs]
+
+    @property
+    def nlls(self) -> list[float] | None:
+        return None if self.logprobs is None else [-lp / (len(w) + 1) for w, lp in zip(self, self.logprobs)]
 
 
 class Run:
@@ -65,24 +80,37 @@ class Run:
         """The run's own sample section (config.yaml) with the options given (not None) over it, validated."""
         raw = C.to_dict(self.cfg)
         raw["sample"].update({k: v for k, v in options.items() if v is not None})
+        if raw["sample"].get("most_likely"):  # a search draws nothing: the run's own drawing options do not apply
+            for key in C.DRAWING_OPTIONS:
+                if options.get(key) is None:
+                    raw["sample"].pop(key, None)
         return C.resolve(raw, MODELS).sample
 
     def sample(self, num: int | None = None, **options) -> Samples:
         """num words (default: the run's sample.num), drawn with the run's sample options and these over them.
 
-        options: temperature, top_k, top_p, prefix, suffix, contains, regex, min_length, max_length,
-        novel, unique, tries, seed (see config.SampleConfig). When the tries run out first, fewer words
-        come back, with a warning; .stats says what was drawn and rejected.
+        options: temperature, top_k, top_p, prefix, suffix, contains, regex, match, min_length,
+        max_length, novel, unique, tries, constrain, seed, most_likely, budget (see config.SampleConfig).
+        When the tries (or the search's budget) run out first, fewer words come back, with a warning;
+        .stats says what was drawn and rejected (or searched).
         """
         s = self.sample_config(num=num, **options)
-        generator = torch.Generator(device=self.model.device).manual_seed(s.seed)
-        words, origins, stats = sample(
-            self.model, self.data, s.num, generator, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
-            prefix=s.prefix, suffix=s.suffix, contains=s.contains, regex=s.regex, min_length=s.min_length,
-            max_length=s.max_length, novel=s.novel, unique=s.unique, tries=s.tries)
+        if s.most_likely:
+            words, logprobs, stats = most_likely(
+                self.model, self.data, s.num, prefix=s.prefix, suffix=s.suffix, contains=s.contains, match=s.match,
+                regex=s.regex, min_length=s.min_length, max_length=s.max_length, novel=s.novel, budget=s.budget)
+            origins = tag(words, *self.data.item_sets)
+        else:
+            generator = torch.Generator(device=self.model.device).manual_seed(s.seed)
+            words, origins, stats = sample(
+                self.model, self.data, s.num, generator, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
+                prefix=s.prefix, suffix=s.suffix, contains=s.contains, regex=s.regex, match=s.match,
+                min_length=s.min_length, max_length=s.max_length, novel=s.novel, unique=s.unique, tries=s.tries,
+                constrain=s.constrain)
+            logprobs = None
         if not stats.complete:
             warnings.warn(stats.shortfall(), stacklevel=2)
-        return Samples(words, origins, stats)
+        return Samples(words, origins, stats, logprobs)
 
     def score(self, words: list[str] | str, skip_unknown: bool = False) -> list[Score]:
         """Each word's NLL, log-probability, perplexity and per-character probabilities (see Score).

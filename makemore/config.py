@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import interegular
 import yaml
 
 
@@ -150,7 +151,9 @@ class SampleConfig:
     contains: str = ""
     """Keep only words that contain these characters."""
     regex: str | None = None
-    """Keep only words in which this regular expression is found (Python re.search)."""
+    """Keep only words in which this regular expression is found (Python re.search), by rejection."""
+    match: str | None = None
+    """Only words that this regular expression matches as a whole (compiled by interegular to an automaton)."""
     min_length: int = 0
     """Shortest word: the model may not end a word before this many characters."""
     max_length: int | None = None
@@ -162,6 +165,14 @@ class SampleConfig:
     """Keep each word once."""
     tries: int | None = None
     """Most words drawn to find num that meet the constraints (None: 100 a word asked for, at least 10,000)."""
+    constrain: Literal["mask", "reject"] = "mask"
+    """How match, suffix, contains and max_length are kept: "mask" draws only characters after which a word
+    can still meet them (every word drawn meets them; the model renormalized step by step, not its exact
+    conditional distribution); "reject" draws freely and rejects the words that miss (exact, slow when rare)."""
+    most_likely: bool = False
+    """Instead of drawing: the num most probable words that meet the constraints, exactly, most likely first."""
+    budget: int | None = None
+    """Most prefixes the most-likely search expands (None: 100,000)."""
     seed: int = 42
     """Seed of the sampler's random generator."""
 
@@ -190,7 +201,33 @@ class SampleConfig:
                 out.append(f"sample.regex {self.regex!r} is not a valid regular expression ({e})")
         if not 0 <= self.seed < 2**63:
             out.append(f"sample.seed must be between 0 and 2**63 - 1, got {self.seed}")
+        return out + self.search_problems()
+
+    def search_problems(self) -> list[str]:
+        """Problems of the options of constrained generation and the most-likely search."""
+        out = []
+        if self.match:
+            try:
+                interegular.parse_pattern(self.match).to_fsm()
+            except (interegular.InvalidSyntax, interegular.Unsupported, ValueError, KeyError, IndexError,
+                    RecursionError) as e:
+                why = str(e).strip() or type(e).__name__
+                out.append(f"sample.match {self.match!r} is not a regular expression interegular can compile "
+                           f"({why}); fix the pattern")
+        if self.budget is not None and self.budget < 1:
+            out.append(f"sample.budget must be at least 1, got {self.budget}")
+        if self.budget is not None and not self.most_likely:
+            out.append("sample.budget bounds the most-likely search: use it with most_likely (draws are bounded "
+                       "by tries)")
+        if self.most_likely:
+            given = [k for k in DRAWING_OPTIONS if getattr(self, k) != getattr(SampleConfig, k)]
+            if given:
+                out.append(f"sample.most_likely is an exact search, not a draw: leave out {', '.join(given)} "
+                           f"(the search is bounded by budget)")
         return out
+
+
+DRAWING_OPTIONS = ("temperature", "top_k", "top_p", "tries")  # what only random draws use
 
 
 @dataclass

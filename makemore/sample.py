@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .constrain import Automaton, compile_constraints
 from .data import BOUNDARY, Dataset, Vocab
 from .models import Model
 
@@ -63,13 +64,14 @@ def length_cap(model: Model, max_length: int, prefix: str = "", min_length: int 
 @torch.inference_mode()
 def generate_ended(model: Model, vocab: Vocab, num: int, max_length: int, temperature: float = 1.0,
                    top_k: int | None = None, prefix: str = "", generator: torch.Generator | None = None,
-                   top_p: float | None = None, min_length: int = 0,
-                   batch_size: int = 16_384) -> tuple[list[str], list[bool]]:
+                   top_p: float | None = None, min_length: int = 0, batch_size: int = 16_384,
+                   automaton=None) -> tuple[list[str], list[bool]]:
     """num words, each starting with prefix, and whether the model ended each one itself.
 
     A word ends where the model draws the boundary token, which it may not before min_length
     characters. A word not ended within max_length characters (or the most the model reads) is cut
-    there and marked unended: one more step tells whether it would have ended.
+    there and marked unended: one more step tells whether it would have ended. With an automaton
+    (constrain.Automaton, accepting the prefix), each step draws only tokens it allows.
     """
     unknown = vocab.unknown(prefix)
     if unknown:
@@ -83,7 +85,7 @@ def generate_ended(model: Model, vocab: Vocab, num: int, max_length: int, temper
         words, ended = [], []
         for start in range(0, num, batch_size):
             w, e = _generate_batch(model, vocab, min(batch_size, num - start), max_length, temperature, top_k,
-                                   top_p, min_length, prefix, generator)
+                                   top_p, min_length, prefix, generator, automaton)
             words += w
             ended += e
     finally:
@@ -104,7 +106,8 @@ def generate(model: Model, vocab: Vocab, num: int, max_length: int, temperature:
                           batch_size=batch_size, **options)[0]
 
 
-def _generate_batch(model, vocab, n, max_length, temperature, top_k, top_p, min_length, prefix, generator):
+def _generate_batch(model, vocab, n, max_length, temperature, top_k, top_p, min_length, prefix, generator,
+                    automaton=None):
     device = model.device
     start = [BOUNDARY] + vocab.encode(prefix)
     state = model.init_state(n)
@@ -114,17 +117,26 @@ def _generate_batch(model, vocab, n, max_length, temperature, top_k, top_p, min_
     # one column a character, and one more that only tells whether a word at max_length ends there
     out = torch.zeros(n, max_length - len(prefix) + 1, dtype=torch.long, device=device)
     alive = torch.arange(n, device=device)  # rows still writing; finished words cost nothing more
+    if automaton is not None:
+        moves = automaton.tensors(device)[0]
+        where = torch.full((n,), automaton.walk(prefix), device=device)  # each row's automaton state
     for t in range(out.size(1)):
         logits, state = model.step(tokens, state)  # (a, V)
         if len(prefix) + t < min_length:  # too short to end yet
             logits = logits.index_fill(1, torch.zeros(1, dtype=torch.long, device=device), float("-inf"))
+        if automaton is not None:
+            logits = automaton.mask(logits, where)
         tokens = draw(logits, temperature, top_k, generator, top_p)  # (a,)
+        if automaton is not None:
+            where = moves[where, tokens]
         out[alive, t] = tokens
         going = (tokens != BOUNDARY).nonzero().squeeze(1)
         if len(going) < len(alive):
             if len(going) == 0:
                 break
             alive, tokens, state = alive[going], tokens[going], model.keep(state, going)
+            if automaton is not None:
+                where = where[going]
     words, ended = [], []
     for ids in out.tolist():
         end = ids.index(BOUNDARY) if BOUNDARY in ids else len(ids)
@@ -149,6 +161,7 @@ def generate_tagged(model: Model, data: Dataset, num: int, generator: torch.Gene
 # --- constrained sampling -----------------------------------------------------------------------------------------
 
 REASONS = ("too long", "no match", "not novel", "duplicate")  # why a drawn word was rejected, in the order checked
+ROUTES = ("mask", "reject")  # constraints kept while drawing, or checked on finished words
 
 
 @dataclass
@@ -162,6 +175,7 @@ class SampleStats:
     repeats: int = 0  # drawn words equal to a word drawn before them
     rejected: Counter = field(default_factory=Counter)  # by REASONS
     kept: int = 0
+    constrain: str = "reject"  # the route the word constraints took: "mask" (kept while drawing) or "reject"
 
     @property
     def novelty(self) -> float:
@@ -190,7 +204,8 @@ class SampleStats:
         return {"requested": self.requested, "tries": self.tries, "drawn": self.drawn, "kept": self.kept,
                 "new": self.origins["new"], "train": self.origins["train"], "dev/test": self.origins["dev/test"],
                 "novelty": self.novelty, "repeats": self.repeats,
-                "rejected": {r: self.rejected[r] for r in REASONS}, "complete": self.complete}
+                "rejected": {r: self.rejected[r] for r in REASONS}, "complete": self.complete,
+                "constrain": self.constrain}
 
 
 def default_tries(num: int) -> int:
@@ -200,22 +215,30 @@ def default_tries(num: int) -> int:
 
 def sample(model: Model, data: Dataset, num: int, generator: torch.Generator, *, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, prefix: str = "", suffix: str = "",
-           contains: str = "", regex: str | None = None, min_length: int = 0, max_length: int | None = None,
-           novel: bool = False, unique: bool = False, tries: int | None = None,
-           batch_size: int = 16_384) -> tuple[list[str], list[str], SampleStats]:
+           contains: str = "", regex: str | None = None, match: str | None = None, min_length: int = 0,
+           max_length: int | None = None, novel: bool = False, unique: bool = False, tries: int | None = None,
+           constrain: str = "mask", batch_size: int = 16_384) -> tuple[list[str], list[str], SampleStats]:
     """Up to num words that meet every constraint, their origin tags, and what was drawn to find them.
 
-    min_length is enforced while drawing (the word may not end before it); everything else by
-    rejection: words the model has not ended within max_length characters (without max_length, words
-    are cut at twice the longest item instead), without the suffix, the substring or a match of the
+    min_length is enforced while drawing (the word may not end before it). The word constraints (the
+    suffix, the substring, a full match of `match`, max_length) are one automaton (constrain.py): with
+    constrain="mask" each step draws only characters after which the word can still meet them (the
+    model renormalized step by step, not the exact conditional distribution), with "reject" the
+    model's words are drawn freely and those that miss are rejected (exact, but a rare constraint takes
+    many draws). Either way rejected are: words the model has not ended within max_length characters
+    (without max_length, words are cut at twice the longest item instead), words without a match of the
     regex (re.search), found in the training file (novel), or drawn already (unique). Drawing stops
     after `tries` words (default_tries); stats.complete tells whether num were found.
     """
     pattern = compile_regex(regex)
     tries = default_tries(num) if tries is None else tries
     cap = max_length if max_length is not None else 2 * data.max_item_length
+    # masked words cannot be cut, only kept short: without max_length, no longer than the longest item
+    longest = cap if constrain == "reject" or max_length is not None else data.max_item_length
+    automaton = word_constraints(model, data.vocab, prefix, suffix, contains, match, min_length, max_length, longest)
+    masked = automaton is not None and constrain == "mask"
     train, heldout = data.item_sets
-    stats = SampleStats(num, tries)
+    stats = SampleStats(num, tries, constrain="mask" if masked else "reject")
     words, kept, seen = [], set(), set()
     while len(words) < num and stats.drawn < tries:
         need = num - len(words)
@@ -223,7 +246,7 @@ def sample(model: Model, data: Dataset, num: int, generator: torch.Generator, *,
         size = need if stats.drawn == 0 else math.ceil(1.2 * need * stats.drawn / max(1, len(words)))
         size = min(max(size, min(need, 64)), batch_size, tries - stats.drawn)
         drawn, ended = generate_ended(model, data.vocab, size, cap, temperature, top_k, prefix, generator,
-                                      top_p, min_length, batch_size)
+                                      top_p, min_length, batch_size, automaton if masked else None)
         for word, origin, done in zip(drawn, tag(drawn, train, heldout), ended):
             if len(words) == num:  # the rest of the round is surplus: not counted as drawn
                 break
@@ -233,7 +256,7 @@ def sample(model: Model, data: Dataset, num: int, generator: torch.Generator, *,
             seen.add(word)
             if max_length is not None and not done:
                 reason = "too long"
-            elif not (word.endswith(suffix) and contains in word and (pattern is None or pattern.search(word))):
+            elif not ((automaton is None or automaton.accepts(word)) and (pattern is None or pattern.search(word))):
                 reason = "no match"
             elif novel and origin != "new":
                 reason = "not novel"
@@ -246,6 +269,15 @@ def sample(model: Model, data: Dataset, num: int, generator: torch.Generator, *,
             stats.rejected[reason] += 1
     stats.kept = len(words)
     return words, tag(words, train, heldout), stats
+
+
+def word_constraints(model: Model, vocab: Vocab, prefix: str, suffix: str, contains: str, match: str | None,
+                     min_length: int, max_length: int | None, cap: int) -> Automaton | None:
+    """The automaton of the word constraints, checked before any model step; None when there are none."""
+    if not (suffix or contains or match or max_length is not None):
+        return None
+    return compile_constraints(vocab, match=match, suffix=suffix, contains=contains, prefix=prefix,
+                               min_length=min_length, max_length=length_cap(model, cap, prefix, min_length))
 
 
 def compile_regex(regex: str | None) -> re.Pattern | None:

@@ -77,11 +77,11 @@ def test_min_length_masks_the_end_so_no_word_is_shorter(bigram, tiny_data):
     assert min(len(w) for w in words) == 6  # none shorter, and the shortest allowed is common
 
 
-def test_words_not_ended_within_max_length_are_marked_and_rejected(bigram, tiny_data):
+def test_words_not_ended_within_max_length_are_marked_and_rejected_by_the_reject_route(bigram, tiny_data):
     words, ended = generate_ended(bigram, tiny_data.vocab, 400, 4, generator=gen(0))
     assert all(e for w, e in zip(words, ended) if len(w) < 4)  # shorter words ended, or they would be longer
     assert any(e for w, e in zip(words, ended) if len(w) == 4) and any(not e for e in ended)
-    kept, _, stats = sample(bigram, tiny_data, 400, gen(0), max_length=4)
+    kept, _, stats = sample(bigram, tiny_data, 400, gen(0), max_length=4, constrain="reject")
     first_round = [w for w, e in zip(words, ended) if e]  # the same seed draws the same first round
     assert kept[: len(first_round)] == first_round and len(kept) == 400 and all(len(w) <= 4 for w in kept)
     assert stats.rejected["too long"] >= ended.count(False) and stats.drawn == 400 + stats.rejected["too long"]

@@ -12,8 +12,10 @@ import sys
 from .. import distributed as D
 from ..checkpoint import CheckpointError
 from ..config import ConfigError
+from ..constrain import ConstraintError
 from ..data import DataError
 from ..export import ExportError
+from ..likely import SearchError
 from ..models import ModelConfigError
 from ..sample import SampleError
 from ..score import ScoreError
@@ -21,7 +23,8 @@ from ..train import TrainingDiverged
 from .commands import HANDLERS
 from .parser import build_parser, config_overrides
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, SampleError, ScoreError, ExportError, ModelConfigError)
+USER_ERRORS = (ConfigError, DataError, CheckpointError, SampleError, ScoreError, ExportError, ModelConfigError,
+               ConstraintError, SearchError)
 
 __all__ = ["USER_ERRORS", "build_parser", "config_overrides", "main"]
 

@@ -65,7 +65,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         print(samples.stats.summary(), file=sys.stderr)
         if not complete:
             print(f"makemore: {samples.stats.shortfall()}", file=sys.stderr)
-        if not interactive:
+        if not interactive or samples.logprobs is not None:  # the most likely words are the same every round
             break
         try:
             if input("Enter for more, q to quit: ").strip().lower() in ("q", "quit", "exit"):
@@ -77,13 +77,21 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def print_samples(run, samples, args: argparse.Namespace) -> None:
     """Words one a line (with their origin unless --plain), or JSON with origins and NLLs; to --output or stdout."""
-    if args.json:
+    if args.json and samples.logprobs is not None:  # the most likely words: the search's own figures
+        text = json.dumps({"samples": [{"word": w, "origin": o, "prob": p, "logprob": lp, "nll": n}
+                                       for w, o, p, lp, n in zip(samples, samples.origins, samples.probs,
+                                                                 samples.logprobs, samples.nlls)],
+                           "stats": samples.stats.to_dict()}) + "\n"
+    elif args.json:
         scores = run.score(list(samples))
         text = json.dumps({"samples": [{"word": s.word, "origin": s.origin, "nll": s.nll, "bpc": s.bpc,
                                         "logprob": s.logprob} for s in scores],
                            "stats": samples.stats.to_dict()}) + "\n"
     elif args.plain or args.output:
         text = "".join(f"{w}\n" for w in samples)
+    elif samples.logprobs is not None:
+        text = "".join(f"{w:20s} p {p:.3e}  nll {n:.4f}  {o}\n"
+                       for w, p, n, o in zip(samples, samples.probs, samples.nlls, samples.origins))
     else:
         text = "".join(f"{w:20s} {o}\n" for w, o in zip(samples, samples.origins))
     if args.output:

@@ -108,9 +108,21 @@ def add_sample_flags(p: argparse.ArgumentParser) -> tuple[str, ...]:
         g.add_argument("--top-p", type=float, help="sample among the most likely characters holding this "
                        "probability"),
         g.add_argument("--prefix", help="every word starts with this"),
-        g.add_argument("--suffix", help="keep only words that end with this"),
-        g.add_argument("--contains", help="keep only words that contain this"),
-        g.add_argument("--regex", help="keep only words in which this Python regular expression is found"),
+        g.add_argument("--suffix", help="only words that end with this"),
+        g.add_argument("--contains", help="only words that contain this"),
+        g.add_argument("--match", metavar="REGEX", help="only words this regular expression matches as a whole"),
+        g.add_argument("--regex", help="keep only words in which this Python regular expression is found (by "
+                       "rejection)"),
+        g.add_argument("--constrain", choices=("mask", "reject"), help="mask (default): --match, --suffix, "
+                       "--contains and --max-length are kept while drawing, so every word drawn meets them, drawn "
+                       "from the model renormalized step by step (not its exact conditional distribution: words "
+                       "tend to run long); reject: draw freely and reject words that miss (exact, but rare "
+                       "constraints take many --tries)"),
+        g.add_argument("--most-likely", action="store_true", default=None, help="the N most probable words that "
+                       "meet the constraints, exactly, most likely first, with their probability and NLL (not a "
+                       "draw: --temperature, --top-k, --top-p and --tries do not apply)"),
+        g.add_argument("--budget", type=int, help="most prefixes the --most-likely search expands (default "
+                       "100,000); when it runs out: the words found, a message, exit 2"),
         g.add_argument("--min-length", type=int, help="shortest word: the model may not end a word before it"),
         g.add_argument("--max-length", type=int, help="longest word: words not ended within it are rejected "
                        "(default: cut at twice the longest training item)"),
