@@ -7,18 +7,18 @@ install:  ## set up a fresh machine: the CPU build of torch first, then the pack
 	$(PYTHON) -m pip install -e '.[dev]'
 
 test:  ## lint, then the test suite without the slow tests, on two processes (under 3 minutes on 2 cores)
-	$(PYTHON) -m ruff check makemore tests benchmarks
+	$(PYTHON) -m ruff check makemore tests benchmarks examples
 	$(PYTHON) -m pytest -m "not slow" -n 2
 
 test-all:  ## lint, then every test, the slow ones too (a real torch.compile)
-	$(PYTHON) -m ruff check makemore tests benchmarks
+	$(PYTHON) -m ruff check makemore tests benchmarks examples
 	$(PYTHON) -m pytest
 
 coverage:  ## the test suite (without the slow tests) with branch coverage of the package, per file
 	$(PYTHON) -m pytest -m "not slow" --cov --cov-report=term-missing:skip-covered
 
 lint:
-	$(PYTHON) -m ruff check makemore tests benchmarks
+	$(PYTHON) -m ruff check makemore tests benchmarks examples
 
 train:  ## train the default MLP on the standard names.txt beside the checkout
 	makemore --config configs/mlp.yaml --input ../shared/data/names.txt --work-dir out/mlp

@@ -1,7 +1,8 @@
-"""Export: ONNX logits equal PyTorch's for every model that exports; safetensors round trip; the README sampler."""
+"""Export: ONNX logits equal PyTorch's for every model that exports; safetensors round trip; examples/onnx_sample.py."""
 
+import ast
 import json
-import re
+import runpy
 import sys
 from pathlib import Path
 
@@ -23,7 +24,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("safetensors")
 
 NOT_EXPORTABLE = {"ngram"}  # sparse tables looked up with searchsorted, which ONNX lacks
-README = Path(__file__).parent.parent / "README.md"
+EXAMPLE = Path(__file__).parent.parent / "examples" / "onnx_sample.py"
 
 
 def small_run(model_type: str, data, tmp_path) -> Run:
@@ -72,20 +73,13 @@ def test_onnx_logits_equal_pytorch_logits(model_type, tiny_data, tmp_path):
     assert meta["context"] == x.size(1) and meta["config"]["model"]["type"] == model_type
 
 
-def readme_block(after: str) -> str:
-    section = README.read_text(encoding="utf-8").split(after, 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
-
-
 @pytest.mark.parametrize("model_type", ["mlp", "transformer"])
-def test_the_readme_reference_sampler_follows_the_model(model_type, tiny_data, tmp_path, monkeypatch, capsys):
+def test_the_example_onnx_sampler_follows_the_model(model_type, tiny_data, tmp_path, monkeypatch, capsys):
     run = small_run(model_type, tiny_data, tmp_path)
-    (tmp_path / "out" / "mlp").mkdir(parents=True)
-    export_onnx(run, tmp_path / "out" / "mlp" / "model.onnx")
-    monkeypatch.chdir(tmp_path)
-    namespace = {}
-    exec(compile(readme_block("A reference sampler over the ONNX file"), "README.md", "exec"), namespace)  # noqa: S102
-    printed = eval(capsys.readouterr().out)  # noqa: S307 - the list of words the snippet printed
+    export_onnx(run, tmp_path / "model.onnx")
+    monkeypatch.setattr(sys, "argv", ["onnx_sample.py", str(tmp_path / "model.onnx")])
+    namespace = runpy.run_path(str(EXAMPLE), run_name="__main__")  # as `python examples/onnx_sample.py FILE`
+    printed = ast.literal_eval(capsys.readouterr().out)  # the list of words the script printed
     assert len(printed) == 10 and all(set(w) <= set(tiny_data.vocab.chars) for w in printed)
     greedy = namespace["sample_word"](temperature=1e-3)  # one-hot: the most likely character each step
     ours = run.sample(1, top_k=1)[0]
