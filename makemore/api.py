@@ -20,28 +20,30 @@ import torch
 
 from . import checkpoint
 from . import config as C
-from .data import Dataset
+from .data import DataError, Dataset
 from .device import resolve_device
-from .evaluate import evaluate
+from .evaluate import evaluate, evaluate_labels
+from .labeled import label_id
 from .likely import SearchStats, most_likely
 from .mix import MIXTURE_FILE, Mixture, load_mixture
 from .models import MODELS, Model
 from .runs import build_config, train_run
-from .sample import SampleStats, sample, tag
-from .score import Score, problems, score_words
+from .sample import SampleError, SampleStats, label_prior, sample, tag
+from .score import Score, classify, problems, score_words
 
 
 class Samples(list):
     """Sampled words (a list of str), with .origins ('train', 'dev/test' or 'new') and .stats (SampleStats).
 
     The most likely words (most_likely=True) also have .logprobs (nats, the end included), .probs (the
-    whole word's probability) and .nlls (nats per character, the end counted: eval's unit).
+    whole word's probability) and .nlls (nats per character, the end counted: eval's unit). A labelled
+    run's words have .labels, each word's label (None for an unlabelled run).
     """
 
     def __init__(self, words: list[str], origins: list[str], stats: SampleStats | SearchStats,
-                 logprobs: list[float] | None = None):
+                 logprobs: list[float] | None = None, labels: list[str] | None = None):
         super().__init__(words)
-        self.origins, self.stats, self.logprobs = origins, stats, logprobs
+        self.origins, self.stats, self.logprobs, self.labels = origins, stats, logprobs, labels
 
     @property
     def probs(self) -> list[float] | None:
@@ -65,6 +67,18 @@ class Run:
         return self.data.vocab
 
     @property
+    def labels(self) -> list[str]:
+        """The label names a labelled run learned ([] for an unlabelled run)."""
+        return list(self.data.labels)
+
+    def label_ids(self, label: str | list[str] | None) -> list[int] | None:
+        """Label ids of a label name, a list of names, or "all" / None (every label; None when unlabelled)."""
+        if label is None or label == "all" or label == ["all"]:
+            return None if not self.data.labels else list(range(len(self.data.labels)))
+        names = [label] if isinstance(label, str) else list(label)
+        return [label_id(self.data, name) for name in names]
+
+    @property
     def model_type(self) -> str:
         """The model's registered type, or for a mixture its parts' types and weights."""
         if isinstance(self.model, Mixture):
@@ -79,6 +93,7 @@ class Run:
     def sample_config(self, **options) -> C.SampleConfig:
         """The run's own sample section (config.yaml) with the options given (not None) over it, validated."""
         raw = C.to_dict(self.cfg)
+        options.pop("label", None)  # not a config key: a labelled run's label is chosen per call (sample)
         raw["sample"].update({k: v for k, v in options.items() if v is not None})
         if raw["sample"].get("most_likely"):  # a search draws nothing: the run's own drawing options do not apply
             for key in C.DRAWING_OPTIONS:
@@ -90,43 +105,67 @@ class Run:
         """num words (default: the run's sample.num), drawn with the run's sample options and these over them.
 
         options: temperature, top_k, top_p, prefix, suffix, contains, regex, match, min_length,
-        max_length, novel, unique, tries, constrain, seed, most_likely, budget (see config.SampleConfig).
-        When the tries (or the search's budget) run out first, fewer words come back, with a warning;
-        .stats says what was drawn and rejected (or searched).
+        max_length, novel, unique, tries, constrain, seed, most_likely, budget (see config.SampleConfig),
+        and label: a labelled run's label, a list of them (each word's label drawn by their train
+        frequencies), or "all" (the default). When the tries (or the search's budget) run out first, fewer
+        words come back, with a warning; .stats says what was drawn and rejected (or searched).
         """
+        label = options.pop("label", None)
+        ids = self.label_ids(label)
         s = self.sample_config(num=num, **options)
         if s.most_likely:
+            if ids is not None and len(ids) != 1:
+                raise SampleError("the most likely words of a labelled run are those of one label: give one --label "
+                                  f"(the run's labels: {', '.join(self.data.labels[:20])})")
+            labels = None if ids is None else torch.tensor(ids, device=self.model.device)
             words, logprobs, stats = most_likely(
                 self.model, self.data, s.num, prefix=s.prefix, suffix=s.suffix, contains=s.contains, match=s.match,
-                regex=s.regex, min_length=s.min_length, max_length=s.max_length, novel=s.novel, budget=s.budget)
+                regex=s.regex, min_length=s.min_length, max_length=s.max_length, novel=s.novel, budget=s.budget,
+                labels=labels)
             origins = tag(words, *self.data.item_sets)
+            word_labels = None if ids is None else [self.data.labels[ids[0]]] * len(words)
         else:
             generator = torch.Generator(device=self.model.device).manual_seed(s.seed)
             words, origins, stats = sample(
                 self.model, self.data, s.num, generator, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
                 prefix=s.prefix, suffix=s.suffix, contains=s.contains, regex=s.regex, match=s.match,
                 min_length=s.min_length, max_length=s.max_length, novel=s.novel, unique=s.unique, tries=s.tries,
-                constrain=s.constrain)
+                constrain=s.constrain, label_weights=label_prior(self.data, self.model.device, ids))
             logprobs = None
+            word_labels = None if stats.labels is None else [self.data.labels[i] for i in stats.labels]
         if not stats.complete:
             warnings.warn(stats.shortfall(), stacklevel=2)
-        return Samples(words, origins, stats, logprobs)
+        return Samples(words, origins, stats, logprobs, word_labels)
 
-    def score(self, words: list[str] | str, skip_unknown: bool = False) -> list[Score]:
+    def score(self, words: list[str] | str, skip_unknown: bool = False, label: str | None = None) -> list[Score]:
         """Each word's NLL, log-probability, perplexity and per-character probabilities (see Score).
 
         A word with characters outside the vocabulary (or longer than the model reads) is an error,
-        or left out with skip_unknown=True.
+        or left out with skip_unknown=True. A labelled run scores under one label, or without one under
+        every label weighted by their train frequencies (the mixture the run samples from by default).
         """
         words = [words] if isinstance(words, str) else list(words)
         if skip_unknown:
             bad = problems(self.model, self.data, words)
             words = [w for w in words if w not in bad]
-        return score_words(self.model, self.data, words)
+        ids = self.label_ids(label)
+        return score_words(self.model, self.data, words, ids[0] if ids is not None and label is not None else None)
+
+    def classify(self, words: list[str] | str) -> list[dict[str, float]]:
+        """P(label | word) of each word and label, by Bayes with the labels' train frequencies, likeliest first."""
+        words = [words] if isinstance(words, str) else list(words)
+        if not self.data.labels:
+            raise DataError("this run was not trained on labelled data, so it has no labels to rank; train with "
+                            "--labeled on a file of LABEL<TAB>ITEM lines")
+        return classify(self.model, self.data, words)
 
     def evaluate(self, splits: tuple[str, ...] = ("train", "dev", "test")) -> dict:
-        """Exact NLL per character (nats, "nll") and bits per character ("bpc") of each split."""
-        return evaluate(self.model, self.data, splits)
+        """Exact NLL per character (nats, "nll") and bits per character ("bpc") of each split; a labelled run's
+        also each label's, under "labels": {label: {split: nll}}."""
+        out = evaluate(self.model, self.data, splits)
+        if self.data.labels:
+            out["labels"] = evaluate_labels(self.model, self.data, splits)
+        return out
 
 
 def load(path: str | Path, checkpoint_name: str | None = None, device: str = "auto") -> Run:

@@ -14,6 +14,7 @@ import torch
 
 from . import config as C
 from .data import DataError, Dataset, Vocab
+from .labeled import label_names
 from .models import MODELS, Model, create_model
 
 FORMAT = "makemore-checkpoint"
@@ -38,6 +39,9 @@ def make_state(cfg: C.Config, data: Dataset, model: Model, optimizer=None, step:
         # one string a split: items never hold a newline, and one string pickles ~100x faster than a list
         "items": {name: "\n".join(split.items) for name, split in data.splits.items()},
         "duplicates": data.duplicates,
+        **({"labels": list(data.labels), "item_labels": {name: "\n".join(label_names(data, split))
+                                                         for name, split in data.splits.items()}}
+           if data.labels else {}),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "step": step, "best_dev_loss": best_dev_loss, "rng": rng or {}, "seconds": seconds or {},
@@ -128,6 +132,11 @@ def malformed(state: dict) -> str | None:
     items = state["items"]
     if not all(isinstance(items.get(s), str) and items[s] for s in ("train", "dev", "test")):
         return "items lacks a train, dev or test split"
+    labels, item_labels = state.get("labels"), state.get("item_labels")
+    if labels is not None and not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)
+                                   and isinstance(item_labels, dict)
+                                   and all(isinstance(item_labels.get(s), str) for s in ("train", "dev", "test"))):
+        return "labels is not a list of names with each split's item labels"
     seconds = state.get("seconds", {})
     if not isinstance(seconds, dict) or not all(isinstance(v, (int, float)) for v in seconds.values()):
         return "seconds is not a mapping of times"
@@ -144,11 +153,14 @@ def restore(state: dict, device: str = "cpu") -> tuple[C.Config, Dataset, Model]
     items = state["items"]
     try:
         splits = [items[name].split("\n") for name in ("train", "dev", "test")]
-        data = Dataset.from_splits(vocab, *splits, state.get("duplicates", 0))
-    except DataError:
+        labels, item_labels = state.get("labels"), None
+        if labels:
+            item_labels = tuple(state["item_labels"][name].split("\n") for name in ("train", "dev", "test"))
+        data = Dataset.from_splits(vocab, *splits, state.get("duplicates", 0), labels, item_labels)
+    except (DataError, KeyError):
         raise CheckpointError("the checkpoint's items have characters its vocabulary lacks; the file is damaged, "
                               "use another checkpoint or train again") from None
-    model = create_model(cfg.model_type, cfg.model, vocab.size, data.max_item_length)
+    model = create_model(cfg.model_type, cfg.model, vocab.size, data.max_item_length, data.labels)
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, TypeError, AttributeError):

@@ -40,6 +40,8 @@ class DataConfig:
     """Share of the items held out for the dev split."""
     test_fraction: float = 0.1
     """Share of the items held out for the test split."""
+    labeled: bool = False
+    """Each line is LABEL<TAB>ITEM: one model learns every label and generates by label."""
 
     def problems(self) -> list[str]:
         out = []

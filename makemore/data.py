@@ -30,8 +30,11 @@ def bundled_path(name: str = "names.txt") -> Path:
     return Path(str(resources.files("makemore.bundled") / name))
 
 
-def read_items(path: str | Path | None, encoding: str = "utf-8") -> list[str]:
-    """Items of a text file, one a line: stripped, blank lines dropped; CRLF and a BOM accepted."""
+def read_items(path: str | Path | None, encoding: str = "utf-8", keep_lines: bool = False) -> list[str]:
+    """Items of a text file, one a line: stripped, blank lines dropped; CRLF and a BOM accepted.
+
+    keep_lines: every line unstripped (blank ones too), so that a line's number is its index + 1.
+    """
     path = bundled_path() if path is None else Path(path)
     if not path.exists():
         raise DataError(f"input file {path} does not exist: check the path given to --input")
@@ -55,11 +58,10 @@ def read_items(path: str | Path | None, encoding: str = "utf-8") -> list[str]:
         raise DataError(f"{path}, line {line}: contains a NUL byte, so it is not a text file; "
                         f"give a text file with one item a line")
     items = [line.strip() for line in text.split("\n")]
-    items = [item for item in items if item]
-    if not items:
+    if not any(items):
         what = "is empty" if not raw else "has only blank lines"
         raise DataError(f"input file {path} {what}: it needs one item a line")
-    return items
+    return text.split("\n") if keep_lines else [item for item in items if item]
 
 
 def long_item_warning(items: list[str]) -> str | None:
@@ -77,7 +79,7 @@ def _line_of(path: str | Path | None, encoding: str, item: str) -> int:
     """The file line holding item (for messages only: read_items keeps no line numbers)."""
     text = (bundled_path() if path is None else Path(path)).read_bytes().decode(encoding)
     lines = text.removeprefix("\ufeff").split("\n")
-    return next((i for i, line in enumerate(lines, 1) if line.strip() == item), 0)
+    return next((i for i, line in enumerate(lines, 1) if line.strip().rpartition("\t")[2].strip() == item), 0)
 
 
 @dataclass
@@ -148,6 +150,7 @@ class Windows:
     start: torch.Tensor  # (M,) where each target's window starts in source
     targets: torch.Tensor  # (M,)
     offsets: torch.Tensor  # (block_size,)
+    labels: torch.Tensor | None = None  # (M,) the label id of each window's item, for labelled data
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -155,8 +158,17 @@ class Windows:
     width = 1  # targets per example
 
     def get(self, sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Contexts (n, block_size) and targets (n,) of the windows numbered sel, as int64 (stored compact)."""
-        return self.source[self.start[sel, None].long() + self.offsets].long(), self.targets[sel].long()
+        """Contexts (n, block_size) and targets (n,) of the windows numbered sel, as int64 (stored compact).
+
+        Labelled data: the contexts gain a first column, the label id (see with_labels).
+        """
+        x = self.source[self.start[sel, None].long() + self.offsets].long()
+        return with_labels(x, self.labels, sel), self.targets[sel].long()
+
+
+def with_labels(x: torch.Tensor, labels: torch.Tensor | None, sel: torch.Tensor) -> torch.Tensor:
+    """Inputs with the label id of each example as a first column (a labelled model reads it off), if labelled."""
+    return x if labels is None else torch.cat([labels[sel, None].long(), x], dim=1)
 
 
 @dataclass
@@ -166,6 +178,7 @@ class Sequences:
     x: torch.Tensor
     y: torch.Tensor
     lengths: torch.Tensor  # (n,) real targets of each item: its characters plus the end boundary
+    labels: torch.Tensor | None = None  # (n,) label ids, for labelled data
 
     def __len__(self) -> int:
         return len(self.x)
@@ -186,7 +199,7 @@ class Sequences:
         if x.device.type == "cpu" and len(sel):
             width = int(self.lengths[sel].max())
             x, y = x[:, :width], y[:, :width]
-        return x.long(), y.long()  # stored compact (int8 for most alphabets), read as int64
+        return with_labels(x.long(), self.labels, sel), y.long()  # stored compact (int8 for most alphabets)
 
 
 @dataclass
@@ -197,6 +210,7 @@ class Split:
     items: list[str]
     x: torch.Tensor  # (N, T) inputs, boundary-started and 0-padded; compact integers (code_dtype)
     y: torch.Tensor  # (N, T) targets, boundary-ended and -1-padded
+    labels: torch.Tensor | None = None  # (N,) each item's label id (an index of Dataset.labels); None: unlabelled
     _windows: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -218,20 +232,28 @@ class Split:
             padded = torch.cat([self.x.new_zeros(n, block_size - 1), self.x], dim=1)  # (N, W)
             stride = width + block_size - 1
             index = torch.int32 if n * stride < 2**31 else torch.long
-            starts, targets = [], []
+            starts, targets, labels = [], [], []
             for lo in range(0, n, CHUNK):
                 y = self.y[lo:lo + CHUNK]
                 rows, cols = (y != PAD).nonzero(as_tuple=True)  # row-major: item by item, in order
                 starts.append(((rows + lo) * stride + cols).to(index))
                 targets.append(y[rows, cols])
+                if self.labels is not None:
+                    labels.append(self.labels[rows + lo])
             self._windows[block_size] = Windows(
                 source=padded.reshape(-1), start=torch.cat(starts), targets=torch.cat(targets),
-                offsets=torch.arange(block_size, device=self.x.device))
+                offsets=torch.arange(block_size, device=self.x.device),
+                labels=torch.cat(labels) if self.labels is not None else None)
         return self._windows[block_size]
 
     def sequences(self) -> Sequences:
         """The split as whole items."""
-        return Sequences(self.x, self.y, (self.y != PAD).sum(1))
+        return Sequences(self.x, self.y, (self.y != PAD).sum(1), self.labels)
+
+    def subset(self, label: int) -> Split:
+        """The items of one label id, as a split of their own (for each label's NLL)."""
+        rows = (self.labels == label).nonzero().flatten()
+        return Split(self.name, [self.items[i] for i in rows.tolist()], self.x[rows], self.y[rows], self.labels[rows])
 
 
 @dataclass
@@ -243,13 +265,20 @@ class Dataset:
     dev: Split
     test: Split
     duplicates: int = 0
+    labels: list[str] = field(default_factory=list)  # the label names of labelled data, sorted; [] unlabelled
 
     @classmethod
-    def from_splits(cls, vocab: Vocab, train: list[str], dev: list[str], test: list[str],
-                    duplicates: int = 0) -> Dataset:
-        splits = [Split(name, items, *encode_items(items, vocab, code_dtype(vocab.size)))
-                  for name, items in (("train", train), ("dev", dev), ("test", test))]
-        return cls(vocab, *splits, duplicates=duplicates)
+    def from_splits(cls, vocab: Vocab, train: list[str], dev: list[str], test: list[str], duplicates: int = 0,
+                    labels: list[str] | None = None, item_labels: tuple[list[str], ...] | None = None) -> Dataset:
+        """Encode three splits; labelled data also gives the label names and each split's item labels."""
+        ids = {label: i for i, label in enumerate(labels or [])}
+        splits = []
+        for i, (name, items) in enumerate((("train", train), ("dev", dev), ("test", test))):
+            label_ids = None
+            if item_labels is not None:
+                label_ids = torch.tensor([ids[label] for label in item_labels[i]], dtype=torch.long)
+            splits.append(Split(name, items, *encode_items(items, vocab, code_dtype(vocab.size)), label_ids))
+        return cls(vocab, *splits, duplicates=duplicates, labels=list(labels or []))
 
     @property
     def splits(self) -> dict[str, Split]:
@@ -260,8 +289,9 @@ class Dataset:
         device = torch.device(device)
         if self.train.x.device == device:
             return self
-        moved = [Split(s.name, s.items, s.x.to(device), s.y.to(device)) for s in self.splits.values()]
-        return Dataset(self.vocab, *moved, duplicates=self.duplicates)
+        moved = [Split(s.name, s.items, s.x.to(device), s.y.to(device),
+                       None if s.labels is None else s.labels.to(device)) for s in self.splits.values()]
+        return Dataset(self.vocab, *moved, duplicates=self.duplicates, labels=self.labels)
 
     @functools.cached_property
     def item_sets(self) -> tuple[set[str], set[str]]:
@@ -274,9 +304,15 @@ class Dataset:
 
     def summary(self) -> str:
         chars = "".join(self.vocab.chars)
-        return (f"items: {len(self.train)} train, {len(self.dev)} dev, {len(self.test)} test "
+        text = (f"items: {len(self.train)} train, {len(self.dev)} dev, {len(self.test)} test "
                 f"({self.duplicates} duplicate lines); longest {self.max_item_length} characters\n"
                 f"vocabulary: {self.vocab.size} tokens (boundary + {len(chars)} characters: {chars})")
+        if self.labels:
+            counts = sorted(zip(torch.bincount(self.train.labels.cpu()).tolist(), self.labels), reverse=True)
+            shown = ", ".join(f"{label} {n:,}" for n, label in counts[:12])
+            more = f", and {len(counts) - 12} more" if len(counts) > 12 else ""
+            text += f"\nlabels: {len(counts)} (train items each: {shown}{more})"
+        return text
 
 
 def split_items(items: list[str], seed: int = 42, dev_fraction: float = 0.1,
@@ -308,28 +344,35 @@ def _sizes(n: int, dev_fraction: float, test_fraction: float) -> tuple[int, int,
     return n1, n2 - n1, n - n2
 
 
+def cap_items(items: list[str], max_length: int | None, path: str | Path | None, encoding: str,
+              warn=print) -> list[bool]:
+    """Which items to keep under --max-length (with a warning for those dropped), or, without a cap, a
+    warning when one outlier sets every batch's width (an error when it would not fit in memory)."""
+    if max_length is not None:
+        keep = [len(s) <= max_length for s in items]
+        if not any(keep):
+            raise DataError(f"every item is longer than --max-length {max_length}: raise it")
+        if not all(keep):
+            warn(f"dropped {keep.count(False)} items longer than --max-length {max_length}")
+        return keep
+    message = long_item_warning(items)
+    if message:
+        longest = max(items, key=len)
+        where = f"{bundled_path() if path is None else path}, line {_line_of(path, encoding, longest)}"
+        padded = len(items) * (len(longest) + 1) * 8  # bytes of each int64 (items, width) tensor
+        if padded > PADDED_LIMIT:  # one outlier would make every batch and the encoding giant
+            raise DataError(f"{where}: {message.removeprefix('warning: ')} (padded to its width, the data "
+                            f"would take {padded / 2**30:.1f} GiB)")
+        warn(f"{message} ({where})")
+    return [True] * len(items)
+
+
 def load_dataset(path: str | Path | None, encoding: str = "utf-8", max_length: int | None = None,
                  seed: int = 42, dev_fraction: float = 0.1, test_fraction: float = 0.1,
                  warn=print) -> Dataset:
     """Read, cap, split and encode a data file."""
     items = read_items(path, encoding)
-    if max_length is not None:
-        kept = [s for s in items if len(s) <= max_length]
-        if not kept:
-            raise DataError(f"every item is longer than --max-length {max_length}: raise it")
-        if len(kept) < len(items):
-            warn(f"dropped {len(items) - len(kept)} items longer than --max-length {max_length}")
-        items = kept
-    else:
-        message = long_item_warning(items)
-        if message:
-            longest = max(items, key=len)
-            where = f"{bundled_path() if path is None else path}, line {_line_of(path, encoding, longest)}"
-            padded = len(items) * (len(longest) + 1) * 8  # bytes of each int64 (items, width) tensor
-            if padded > PADDED_LIMIT:  # one outlier would make every batch and the encoding giant
-                raise DataError(f"{where}: {message.removeprefix('warning: ')} (padded to its width, the data "
-                                f"would take {padded / 2**30:.1f} GiB)")
-            warn(f"{message} ({where})")
+    items = [s for s, kept in zip(items, cap_items(items, max_length, path, encoding, warn)) if kept]
     duplicates = len(items) - len(set(items))
     try:
         train, dev, test = split_items(items, seed, dev_fraction, test_fraction)

@@ -64,6 +64,15 @@ def evaluate(model: Model, data: Dataset, splits: tuple[str, ...] = ("train", "d
     return out
 
 
+def evaluate_labels(model: Model, data: Dataset, splits: tuple[str, ...] = ("train", "dev", "test")) -> dict:
+    """{label: {split: NLL of that label's items}} of a labelled dataset; null where a split has none of them."""
+    out = {}
+    for i, label in enumerate(data.labels):
+        parts = {name: data.splits[name].subset(i) for name in splits}
+        out[label] = {name: split_nll(model, part) if len(part) else None for name, part in parts.items()}
+    return out
+
+
 def nll_lines(losses: dict, splits: tuple[str, ...] = ("train", "dev", "test")) -> list[str]:
     """The table every command prints: one line a split (of those in losses), its NLL in nats and bits a character."""
     return [f"  {name:5s} nll {losses[name]['nll']:.4f}  ({losses[name]['bpc']:.4f} bits/char)"

@@ -10,6 +10,7 @@ words that meet them.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 from collections import Counter
@@ -74,6 +75,9 @@ def cat_rows(states: list[Any]) -> Any:
     shared; so do non-tensor leaves, which agree between states of the same length.
     """
     first = states[0]
+    if dataclasses.is_dataclass(first):  # e.g. a labelled model's state: its labels beside the model's own
+        return type(first)(**{f.name: cat_rows([getattr(s, f.name) for s in states])
+                              for f in dataclasses.fields(first)})
     if all(s is first for s in states) or not isinstance(first, (torch.Tensor, tuple, list, dict)):
         return first
     if isinstance(first, torch.Tensor):
@@ -90,6 +94,8 @@ def state_bytes(state: Any) -> int:
         return sum(state_bytes(v) for v in state.values())
     if isinstance(state, (tuple, list)):
         return sum(state_bytes(v) for v in state)
+    if dataclasses.is_dataclass(state):
+        return sum(state_bytes(getattr(state, f.name)) for f in dataclasses.fields(state))
     return 0
 
 

@@ -24,6 +24,7 @@ from .data import Dataset, load_dataset
 from .device import autocast_dtype, resolve_device
 from .diagnostics import DIAG_FILE, Diagnostics
 from .evaluate import evaluate, nll_lines
+from .labeled import load_labeled
 from .models import MODELS, Model, create_model
 from .plots import FIGURES
 from .sample import generate_tagged
@@ -161,10 +162,11 @@ def setup(cfg: C.Config, warn=warn) -> tuple[Dataset, Model]:
     """A config's data and fresh model (seeded), both on its device (checked): where training, lr-find and the
     checks start."""
     device = setup_torch(cfg)
-    data = load_dataset(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
-                        cfg.data.dev_fraction, cfg.data.test_fraction, warn=warn)
+    load = load_labeled if cfg.data.labeled else load_dataset
+    data = load(cfg.data.input, cfg.data.encoding, cfg.data.max_length, cfg.data.seed,
+                cfg.data.dev_fraction, cfg.data.test_fraction, warn=warn)
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length)
+    model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length, data.labels)
     return data.to(device), model.to(device)
 
 

@@ -65,13 +65,14 @@ def length_cap(model: Model, max_length: int, prefix: str = "", min_length: int 
 def generate_ended(model: Model, vocab: Vocab, num: int, max_length: int, temperature: float = 1.0,
                    top_k: int | None = None, prefix: str = "", generator: torch.Generator | None = None,
                    top_p: float | None = None, min_length: int = 0, batch_size: int = 16_384,
-                   automaton=None) -> tuple[list[str], list[bool]]:
+                   automaton=None, labels: torch.Tensor | None = None) -> tuple[list[str], list[bool]]:
     """num words, each starting with prefix, and whether the model ended each one itself.
 
     A word ends where the model draws the boundary token, which it may not before min_length
     characters. A word not ended within max_length characters (or the most the model reads) is cut
     there and marked unended: one more step tells whether it would have ended. With an automaton
-    (constrain.Automaton, accepting the prefix), each step draws only tokens it allows.
+    (constrain.Automaton, accepting the prefix), each step draws only tokens it allows. A labelled
+    model needs labels: (num,) the label id of each word.
     """
     unknown = vocab.unknown(prefix)
     if unknown:
@@ -84,8 +85,9 @@ def generate_ended(model: Model, vocab: Vocab, num: int, max_length: int, temper
     try:
         words, ended = [], []
         for start in range(0, num, batch_size):
+            rows = None if labels is None else labels[start:start + batch_size]
             w, e = _generate_batch(model, vocab, min(batch_size, num - start), max_length, temperature, top_k,
-                                   top_p, min_length, prefix, generator, automaton)
+                                   top_p, min_length, prefix, generator, automaton, rows)
             words += w
             ended += e
     finally:
@@ -107,10 +109,10 @@ def generate(model: Model, vocab: Vocab, num: int, max_length: int, temperature:
 
 
 def _generate_batch(model, vocab, n, max_length, temperature, top_k, top_p, min_length, prefix, generator,
-                    automaton=None):
+                    automaton=None, labels=None):
     device = model.device
     start = [BOUNDARY] + vocab.encode(prefix)
-    state = model.init_state(n)
+    state = model.init_state(n, labels=labels)
     for token in start[:-1]:  # read the prefix; only the prediction after its last character is drawn from
         _, state = model.step(torch.full((n,), token, device=device), state)
     tokens = torch.full((n,), start[-1], device=device)
@@ -145,6 +147,21 @@ def _generate_batch(model, vocab, n, max_length, temperature, top_k, top_p, min_
     return words, ended
 
 
+def label_prior(data: Dataset, device, labels: list[int] | None = None) -> torch.Tensor | None:
+    """The labels' train frequencies (only those of `labels` when given, renormalized); None when unlabelled."""
+    if not data.labels:
+        return None
+    counts = torch.bincount(data.train.labels.cpu(), minlength=len(data.labels)).double()
+    if labels is not None:
+        counts = counts * torch.zeros_like(counts).index_fill_(0, torch.tensor(labels), 1.0)
+    return (counts / counts.sum()).to(device)
+
+
+def draw_labels(prior: torch.Tensor | None, n: int, generator: torch.Generator | None) -> torch.Tensor | None:
+    """n label ids drawn from a prior (label_prior), or None for an unlabelled model."""
+    return None if prior is None else torch.multinomial(prior, n, replacement=True, generator=generator)
+
+
 def tag(words: list[str], train: set[str], heldout: set[str]) -> list[str]:
     """Where each word comes from: 'train', 'dev/test' (held out), or 'new'."""
     return ["train" if w in train else "dev/test" if w in heldout else "new" for w in words]
@@ -152,8 +169,11 @@ def tag(words: list[str], train: set[str], heldout: set[str]) -> list[str]:
 
 def generate_tagged(model: Model, data: Dataset, num: int, generator: torch.Generator,
                     max_length: int | None = None, **options) -> list[tuple[str, str]]:
-    """generate() on a dataset's vocabulary, each word paired with its origin tag (see tag)."""
-    words = generate(model, data.vocab, num, max_length or 2 * data.max_item_length, generator=generator, **options)
+    """generate() on a dataset's vocabulary, each word paired with its origin tag (see tag); a labelled model's
+    words come from labels drawn by their train frequencies."""
+    labels = draw_labels(label_prior(data, model.device), num, generator)
+    words = generate(model, data.vocab, num, max_length or 2 * data.max_item_length, generator=generator,
+                     labels=labels, **options)
     train, heldout = data.item_sets
     return list(zip(words, tag(words, train, heldout)))
 
@@ -176,6 +196,7 @@ class SampleStats:
     rejected: Counter = field(default_factory=Counter)  # by REASONS
     kept: int = 0
     constrain: str = "reject"  # the route the word constraints took: "mask" (kept while drawing) or "reject"
+    labels: list[int] | None = None  # the label id of each word kept, for a labelled model
 
     @property
     def novelty(self) -> float:
@@ -217,7 +238,8 @@ def sample(model: Model, data: Dataset, num: int, generator: torch.Generator, *,
            top_k: int | None = None, top_p: float | None = None, prefix: str = "", suffix: str = "",
            contains: str = "", regex: str | None = None, match: str | None = None, min_length: int = 0,
            max_length: int | None = None, novel: bool = False, unique: bool = False, tries: int | None = None,
-           constrain: str = "mask", batch_size: int = 16_384) -> tuple[list[str], list[str], SampleStats]:
+           constrain: str = "mask", batch_size: int = 16_384,
+           label_weights: torch.Tensor | None = None) -> tuple[list[str], list[str], SampleStats]:
     """Up to num words that meet every constraint, their origin tags, and what was drawn to find them.
 
     min_length is enforced while drawing (the word may not end before it). The word constraints (the
@@ -228,7 +250,8 @@ def sample(model: Model, data: Dataset, num: int, generator: torch.Generator, *,
     many draws). Either way rejected are: words the model has not ended within max_length characters
     (without max_length, words are cut at twice the longest item instead), words without a match of the
     regex (re.search), found in the training file (novel), or drawn already (unique). Drawing stops
-    after `tries` words (default_tries); stats.complete tells whether num were found.
+    after `tries` words (default_tries); stats.complete tells whether num were found. A labelled model
+    draws each word's label from label_weights (label_prior) first; stats.labels has those of the words kept.
     """
     pattern = compile_regex(regex)
     tries = default_tries(num) if tries is None else tries
@@ -239,15 +262,16 @@ def sample(model: Model, data: Dataset, num: int, generator: torch.Generator, *,
     masked = automaton is not None and constrain == "mask"
     train, heldout = data.item_sets
     stats = SampleStats(num, tries, constrain="mask" if masked else "reject")
-    words, kept, seen = [], set(), set()
+    words, kept, seen, word_labels = [], set(), set(), []
     while len(words) < num and stats.drawn < tries:
         need = num - len(words)
         # the first round draws exactly what is asked; later ones what the acceptance so far says is needed
         size = need if stats.drawn == 0 else math.ceil(1.2 * need * stats.drawn / max(1, len(words)))
         size = min(max(size, min(need, 64)), batch_size, tries - stats.drawn)
+        labels = draw_labels(label_weights, size, generator)
         drawn, ended = generate_ended(model, data.vocab, size, cap, temperature, top_k, prefix, generator,
-                                      top_p, min_length, batch_size, automaton if masked else None)
-        for word, origin, done in zip(drawn, tag(drawn, train, heldout), ended):
+                                      top_p, min_length, batch_size, automaton if masked else None, labels)
+        for i, (word, origin, done) in enumerate(zip(drawn, tag(drawn, train, heldout), ended)):
             if len(words) == num:  # the rest of the round is surplus: not counted as drawn
                 break
             stats.drawn += 1
@@ -265,9 +289,11 @@ def sample(model: Model, data: Dataset, num: int, generator: torch.Generator, *,
             else:
                 words.append(word)
                 kept.add(word)
+                word_labels.append(None if labels is None else int(labels[i]))
                 continue
             stats.rejected[reason] += 1
     stats.kept = len(words)
+    stats.labels = word_labels if label_weights is not None else None
     return words, tag(words, train, heldout), stats
 
 

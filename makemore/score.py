@@ -89,24 +89,57 @@ def problems_message(bad: dict[str, str]) -> str:
 
 
 @torch.inference_mode()
-def score_words(model: Model, data: Dataset, words: list[str], batch_size: int = EVAL_BATCH) -> list[Score]:
+def surprisals(model: Model, data: Dataset, words: list[str], label: int | None = None,
+               batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """The surprisal (nats) of every character of the words and each word's end, concatenated, float64; a
+    labelled model's under one label id."""
+    x, y = encode_items(words, data.vocab)
+    labels = None if label is None else torch.full((len(words),), label, device=model.device)
+    split = Split("score", list(words), x.to(model.device), y.to(model.device), labels)
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat(list(target_nlls(model, split, batch_size)))
+    finally:
+        model.train(was_training)
+
+
+def label_surprisals(model: Model, data: Dataset, words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every label's surprisals (L, targets), and the log prior of the labels (L,) from their train frequencies."""
+    per_label = torch.stack([surprisals(model, data, words, i) for i in range(len(data.labels))])
+    counts = torch.bincount(data.train.labels.cpu(), minlength=len(data.labels)).double()
+    return per_label.cpu(), (counts / counts.sum()).log()
+
+
+def word_ends(words: list[str]) -> torch.Tensor:
+    """Where each word's targets end in the concatenated surprisals."""
+    return torch.tensor([len(w) + 1 for w in words]).cumsum(0)
+
+
+def score_words(model: Model, data: Dataset, words: list[str], label: int | None = None,
+                batch_size: int = EVAL_BATCH) -> list[Score]:
     """Every word's surprisal per character, through the same examples, forward pass and float64 sums as eval.
 
-    Scoring a split's items in their order reproduces its eval NLL (the batches are the very same).
+    Scoring a split's items in their order reproduces its eval NLL (the batches are the very same). A
+    labelled model scores under one label id, or with label None under the mixture of every label by
+    train frequency: each character's surprisal is then the mixture's, given the characters before it.
     """
     bad = problems(model, data, words)
     if bad:
         raise ScoreError(problems_message(bad))
     if not words:
         return []
-    x, y = encode_items(words, data.vocab)
-    split = Split("score", list(words), x.to(model.device), y.to(model.device))
-    was_training = model.training
-    model.eval()
-    try:
-        nll = torch.cat(list(target_nlls(model, split, batch_size))).tolist()
-    finally:
-        model.train(was_training)
+    if data.labels and label is None:
+        per_label, prior = label_surprisals(model, data, words)
+        ends, starts = word_ends(words), word_ends(words) - torch.tensor([len(w) + 1 for w in words])
+        nll = []
+        for start, end in zip(starts.tolist(), ends.tolist()):
+            # log P(first t characters) under the mixture, t = 0..n: the log-sum over labels of prior x likelihood
+            cum = torch.cat([torch.zeros(len(prior), 1, dtype=torch.float64), -per_label[:, start:end].cumsum(1)], 1)
+            mix = torch.logsumexp(prior[:, None] + cum, dim=0)
+            nll += (mix[:-1] - mix[1:]).tolist()
+    else:
+        nll = surprisals(model, data, words, label, batch_size).tolist()
     train, heldout = data.item_sets
     origins = tag(words, train, heldout)
     scores, start = [], 0
@@ -114,6 +147,25 @@ def score_words(model: Model, data: Dataset, words: list[str], batch_size: int =
         scores.append(Score(w, nll[start: start + len(w) + 1], origin))
         start += len(w) + 1
     return scores
+
+
+def classify(model: Model, data: Dataset, words: list[str]) -> list[dict[str, float]]:
+    """P(label | word) of each word by Bayes: prior (train frequency) x P(word | label), normalized; likeliest first."""
+    bad = problems(model, data, words)
+    if bad:
+        raise ScoreError(problems_message(bad))
+    if not words:
+        return []
+    per_label, prior = label_surprisals(model, data, words)
+    ends = word_ends(words)
+    cum = torch.cat([torch.zeros(len(prior), 1, dtype=torch.float64), per_label.cumsum(1)], 1)
+    logliks = -(cum[:, ends] - cum[:, ends - torch.tensor([len(w) + 1 for w in words])])  # (L, words)
+    posterior = (prior[:, None] + logliks).softmax(dim=0)
+    out = []
+    for column in posterior.T.tolist():
+        ranked = sorted(zip(data.labels, column), key=lambda kv: -kv[1])
+        out.append(dict(ranked))
+    return out
 
 
 def total(scores: list[Score]) -> dict:

@@ -77,23 +77,25 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def print_samples(run, samples, args: argparse.Namespace) -> None:
     """Words one a line (with their origin unless --plain), or JSON with origins and NLLs; to --output or stdout."""
+    labels = samples.labels or [None] * len(samples)
     if args.json and samples.logprobs is not None:  # the most likely words: the search's own figures
-        text = json.dumps({"samples": [{"word": w, "origin": o, "prob": p, "logprob": lp, "nll": n}
-                                       for w, o, p, lp, n in zip(samples, samples.origins, samples.probs,
-                                                                 samples.logprobs, samples.nlls)],
+        text = json.dumps({"samples": [{"word": w, "origin": o, "prob": p, "logprob": lp, "nll": n, "label": la}
+                                       for w, o, p, lp, n, la in zip(samples, samples.origins, samples.probs,
+                                                                     samples.logprobs, samples.nlls, labels)],
                            "stats": samples.stats.to_dict()}) + "\n"
     elif args.json:
-        scores = run.score(list(samples))
+        scores = scores_by_label(run, list(samples), labels)
         text = json.dumps({"samples": [{"word": s.word, "origin": s.origin, "nll": s.nll, "bpc": s.bpc,
-                                        "logprob": s.logprob} for s in scores],
+                                        "logprob": s.logprob, "label": la} for s, la in zip(scores, labels)],
                            "stats": samples.stats.to_dict()}) + "\n"
     elif args.plain or args.output:
         text = "".join(f"{w}\n" for w in samples)
     elif samples.logprobs is not None:
-        text = "".join(f"{w:20s} p {p:.3e}  nll {n:.4f}  {o}\n"
-                       for w, p, n, o in zip(samples, samples.probs, samples.nlls, samples.origins))
+        text = "".join(f"{w:20s} p {p:.3e}  nll {n:.4f}  {o}{'  ' + la if la else ''}\n"
+                       for w, p, n, o, la in zip(samples, samples.probs, samples.nlls, samples.origins, labels))
     else:
-        text = "".join(f"{w:20s} {o}\n" for w, o in zip(samples, samples.origins))
+        text = "".join(f"{w:20s} {o:8s} {la}\n" if la else f"{w:20s} {o}\n"
+                       for w, o, la in zip(samples, samples.origins, labels))
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")
@@ -104,13 +106,30 @@ def print_samples(run, samples, args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
+def scores_by_label(run, words: list[str], labels: list) -> list:
+    """Each word scored under its own label (all of them None for an unlabelled run), in the words' order."""
+    out = [None] * len(words)
+    for label in dict.fromkeys(labels):
+        rows = [i for i, la in enumerate(labels) if la == label]
+        for i, s in zip(rows, run.score([words[i] for i in rows], label=label)):
+            out[i] = s
+    return out
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     results = load(args.work_dir, args.checkpoint, device=args.device or "auto").evaluate()
     if args.json:
         print(json.dumps(results))
     else:
-        print("\n".join(["exact NLL over each whole split:", *nll_lines(results)]))
+        print("\n".join(["exact NLL over each whole split:", *nll_lines(results), *label_lines(results)]))
     return 0
+
+
+def label_lines(results: dict) -> list[str]:
+    """A labelled run's NLL of each label's items, one line a label."""
+    fmt = lambda x: "   -  " if x is None else f"{x:.4f}"  # noqa: E731 - a split may hold none of a label's items
+    return [f"  label {label}: " + "  ".join(f"{split} {fmt(nll)}" for split, nll in splits.items())
+            for label, splits in results.get("labels", {}).items()]
 
 
 def score_words_of(args: argparse.Namespace) -> list[str]:
@@ -129,20 +148,23 @@ def cmd_score(args: argparse.Namespace) -> int:
     words = score_words_of(args)
     run = load(args.work_dir, args.checkpoint, device=args.device or "auto")
     skipped = S.problems(run.model, run.data, words) if args.skip_unknown else {}
-    scores = run.score(words, skip_unknown=args.skip_unknown)
+    scores = run.score(words, skip_unknown=args.skip_unknown, label=args.label)
+    ranks = run.classify([s.word for s in scores]) if args.labels else None
     if skipped:
         print(f"skipped {len(skipped)} word(s) that cannot be scored: "
               + "; ".join(f"{w!r}: {why}" for w, why in list(skipped.items())[:5]), file=sys.stderr)
     overall = S.total(scores)
     if args.json:
-        print(json.dumps({"words": [s.to_dict(args.chars) for s in scores], "total": overall,
-                          "skipped": list(skipped)}))
+        words = [s.to_dict(args.chars) | ({"labels": r} if ranks else {}) for s, r in zip(scores, ranks or scores)]
+        print(json.dumps({"words": words, "total": overall, "skipped": list(skipped)}))
         return 0
     tty = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     for i, line in enumerate(S.table(scores)):
         print(line)
         if args.chars and i > 0:
             print("\n".join(S.char_lines(scores[i - 1], run.vocab.size, tty)))
+        if ranks and i > 0:
+            print("  labels " + ", ".join(f"{label} {p:.3f}" for label, p in list(ranks[i - 1].items())[:5]))
     if len(scores) > 1:
         print(f"all {overall['words']} words: {overall['nll']:.4f} nats/char ({overall['bpc']:.4f} bits/char) "
               f"over {overall['targets']} characters and ends")

@@ -15,7 +15,7 @@ from ..models import MODELS
 
 # flag dest -> dotted config key; a flag left unset leaves the config (YAML or default) alone
 CONFIG_FLAGS = {
-    "input": "data.input", "encoding": "data.encoding", "max_length": "data.max_length",
+    "input": "data.input", "encoding": "data.encoding", "max_length": "data.max_length", "labeled": "data.labeled",
     "split_seed": "data.seed", "work_dir": "work_dir", "type": "model.type",
     "block_size": "model.block_size", "n_embd": "model.n_embd", "n_embd2": "model.n_embd2",
     "n_layer": "model.n_layer", "n_head": "model.n_head", "dropout": "model.dropout",
@@ -38,6 +38,8 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--encoding", help="text encoding of the input file (default utf-8)")
     g.add_argument("--max-length", type=int, help="drop items longer than this many characters")
     g.add_argument("--split-seed", type=int, help="seed of the train/dev/test shuffle only")
+    g.add_argument("--labeled", action="store_true", default=None, help="each line is LABEL<TAB>ITEM: one model "
+                   "learns every label; sample and score by --label")
     g = p.add_argument_group("model")
     g.add_argument("--config", help="experiment YAML file (configs/*.yaml); flags override it")
     g.add_argument("--type", help=f"model type: {', '.join(MODELS)} (default mlp)")
@@ -132,6 +134,9 @@ def add_sample_flags(p: argparse.ArgumentParser) -> tuple[str, ...]:
                        "(default 100 a word, at least 10,000); when they run out: the words found, a message, "
                        "exit 2"),
         g.add_argument("--seed", type=int, help="sampler seed (default: the run's, else 42)"),
+        g.add_argument("--label", action="append", metavar="LABEL", help="a labelled run: words of this label; "
+                       "several --label mix them, each word's label drawn by their train frequencies (default: "
+                       "all, the same way)"),
     ]
     return tuple(a.dest for a in flags)
 
@@ -172,6 +177,10 @@ def score(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--skip-unknown", action="store_true",
                    help="skip words with characters outside the vocabulary (or too long) instead of failing")
+    p.add_argument("--label", help="a labelled run: score under this label (default: every label, weighted by "
+                   "their train frequencies)")
+    p.add_argument("--labels", action="store_true", help="a labelled run: rank its labels for each word, "
+                   "P(label | word) by Bayes with the labels' train frequencies")
 
 
 def export(sub) -> None:

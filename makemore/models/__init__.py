@@ -32,11 +32,16 @@ MODELS: dict[str, type[Model]] = {
 }
 
 
-def create_model(model_type: str, config, vocab_size: int, max_length: int | None = None) -> Model:
-    """Instantiate a registered model for a vocabulary and longest item; an unknown name lists the valid ones."""
+def create_model(model_type: str, config, vocab_size: int, max_length: int | None = None,
+                 labels: list[str] | None = None) -> Model:
+    """Instantiate a registered model for a vocabulary, longest item and labels (if any); an unknown name
+    lists the valid ones."""
     if model_type not in MODELS:
         raise ModelConfigError(f"unknown model type {model_type!r} (valid types: {', '.join(sorted(MODELS))})")
-    return MODELS[model_type](config, vocab_size, max_length)
+    model = MODELS[model_type](config, vocab_size, max_length)
+    if labels:
+        model.attach_labels(labels)
+    return model
 
 
 __all__ = ["MODELS", "Model", "ModelConfigError", "SequenceModel", "WindowModel", "create_model"]

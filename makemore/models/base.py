@@ -10,10 +10,15 @@ A model owns how it reads a batch and how it generates:
 
 WindowModel and SequenceModel give the two families their defaults; a model overrides step() to
 carry state instead of re-reading its input.
+
+Labels come by construction (see attach_labels): a labelled model's inputs carry the label id as a
+first column, which the base reads off before forward; generation carries the labels beside the
+model's own state. A model with a character embedding `wte` needs nothing more.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -55,6 +60,57 @@ def keep_rows(state: Any, rows: torch.Tensor) -> Any:
     return state
 
 
+@dataclass
+class LabelledState:
+    """A labelled model's generation state: each row's label id beside the model's own state."""
+
+    labels: torch.Tensor
+    inner: Any
+
+
+def add_label(module: nn.Module, inputs, out: torch.Tensor) -> torch.Tensor:
+    """Forward hook of the label site: each row's label vector added at every position of its output."""
+    e = module.label_emb[module.label_ids]  # (B, C)
+    return out + e.view(e.size(0), *[1] * (out.dim() - 2), e.size(1))
+
+
+def labelled(name: str, method):
+    """A subclass's init_state/step/keep/fit, made to carry labels without the subclass knowing them."""
+    if name == "init_state":
+        def wrapped(self, n, labels=None):
+            if labels is None:
+                return method(self, n)
+            with self.reading(labels):  # a state built from embeddings (WaveNet's) may hold the label too
+                return LabelledState(labels, method(self, n))
+    elif name == "step":
+        def wrapped(self, tokens, state):
+            if not isinstance(state, LabelledState):
+                return method(self, tokens, state)
+            with self.reading(state.labels):
+                logits, inner = method(self, tokens, state.inner)
+            return logits, LabelledState(state.labels, inner)
+    elif name == "keep":
+        def wrapped(self, state, rows):
+            if not isinstance(state, LabelledState):
+                return method(self, state, rows)
+            return LabelledState(state.labels[rows], method(self, state.inner, rows))
+    else:  # fit: the contexts of labelled data carry the label column
+        def wrapped(self, contexts, targets):
+            if not self.labels:
+                return method(self, contexts, targets)
+            with self.reading(contexts[:, 0]):
+                return method(self, contexts[:, 1:], targets)
+    wrapped.__doc__, wrapped.__name__, wrapped.__wrapped__ = method.__doc__, name, method
+    return wrapped
+
+
+def carry_labels(cls: type) -> None:
+    """Wrap the generation and fitting methods a class defines itself so that they carry labels."""
+    for name in ("init_state", "step", "keep", "fit"):
+        if name in cls.__dict__:
+            setattr(cls, name, labelled(name, cls.__dict__[name]))
+
+
 class Model(nn.Module):
     """Base class: forward(idx, targets=None) -> (logits, loss), examples(split), init_state/step."""
 
@@ -62,11 +118,70 @@ class Model(nn.Module):
     trainable: ClassVar[bool] = True  # False: fitted by one counting pass (fit), no optimizer
     train_defaults: ClassVar[dict] = {}  # training settings that suit this model, under any config
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        carry_labels(cls)
+
     def __init__(self, config, vocab_size: int, max_length: int | None = None):
         super().__init__()
         self.config = config
         self.vocab_size = vocab_size
         self.max_length = max_length  # the longest item of the data, when known
+        self.labels: list[str] = []  # the label names of a labelled model (attach_labels)
+        self.label_ids: torch.Tensor | None = None  # the label of each row of the batch being read
+        self._reading = False
+
+    def attach_labels(self, labels: list[str]) -> None:
+        """Condition on labels: a learned vector per label, zero at first, added to every character embedding.
+
+        The embedding is the label site's output (label_site(): `wte` by default), so every position of
+        every model reads the label: each window, each recurrent step, each Transformer position. A model
+        without an embedding overrides this (the count models keep counts per label).
+        """
+        site = self.label_site()
+        site.label_emb = nn.Parameter(torch.zeros(len(labels), site.weight.size(1), device=site.weight.device))
+        site.label_ids = None
+        site.register_forward_hook(add_label)
+        self.labels = list(labels)
+
+    def label_vectors(self) -> torch.Tensor | float:
+        """The label vector of each row being read (n, C), or 0 unlabelled: what a model that reads its
+        embedding's weight directly (not through wte's forward) adds itself."""
+        return self.label_site().label_emb[self.label_ids] if self.labels else 0.0
+
+    def label_site(self) -> nn.Module:
+        """The module whose output gets the label vector: the character embedding."""
+        if not isinstance(getattr(self, "wte", None), nn.Module):
+            raise ModelConfigError(f"{type(self).__name__} has no character embedding (wte) to add a label to; "
+                                   f"it cannot learn labels yet")
+        return self.wte
+
+    @contextlib.contextmanager
+    def reading(self, label_ids: torch.Tensor):
+        """Within: the model reads inputs without a label column, as rows of these labels."""
+        saved = self.label_ids, self._reading
+        self.set_label_ids(label_ids)
+        self._reading = True
+        try:
+            yield
+        finally:
+            self.set_label_ids(saved[0])
+            self._reading = saved[1]
+
+    def set_label_ids(self, label_ids: torch.Tensor | None) -> None:
+        self.label_ids = label_ids
+        if self.labels and not self.keeps_own_labels():
+            self.label_site().label_ids = label_ids
+
+    def keeps_own_labels(self) -> bool:
+        """True for a model that keeps the labels itself (overriding attach_labels), not through a site."""
+        return type(self).attach_labels is not Model.attach_labels
+
+    def __call__(self, idx, *args, **kwargs):
+        if not self.labels or self._reading:
+            return super().__call__(idx, *args, **kwargs)
+        with self.reading(idx[:, 0]):  # a labelled batch: the first column is each row's label id
+            return super().__call__(idx[:, 1:], *args, **kwargs)
 
     @property
     def device(self) -> torch.device:
@@ -106,6 +221,9 @@ class Model(nn.Module):
     def num_params(self) -> int:
         """Learned numbers: parameters, or for a count model its table of probabilities."""
         return sum(p.numel() for p in self.parameters())
+
+
+carry_labels(Model)
 
 
 class WindowModel(Model):

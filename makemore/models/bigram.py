@@ -18,8 +18,13 @@ class BigramConfig:
     """Add-k smoothing: k is added to every pair count before normalizing (0 = none; a character never seen
     before another in training then predicts uniformly)."""
 
+    label_weight: float = 0.5
+    """Labelled data: P(next | previous, label) is this much of the label's own counts, the rest the pooled ones."""
+
     def problems(self) -> list[str]:
-        return [] if self.smoothing >= 0 else [f"model.smoothing must not be negative, got {self.smoothing}"]
+        out = [] if self.smoothing >= 0 else [f"model.smoothing must not be negative, got {self.smoothing}"]
+        return out + ([] if 0 <= self.label_weight <= 1 else
+                      [f"model.label_weight must be in [0, 1], got {self.label_weight}"])
 
 
 class Bigram(WindowModel):
@@ -34,14 +39,34 @@ class Bigram(WindowModel):
         self.logprobs = nn.Parameter(torch.full((vocab_size, vocab_size), -torch.log(torch.tensor(vocab_size))),
                                      requires_grad=False)
 
-    def fit(self, contexts: torch.Tensor, targets: torch.Tensor) -> None:
+    def table(self, contexts: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """P(next | previous) (V, V) from the pairs' smoothed counts."""
         v = self.vocab_size
         counts = torch.bincount(contexts[:, -1] * v + targets, minlength=v * v).view(v, v).double()
         counts += self.config.smoothing
         # a character train never has before another (with smoothing 0: a row of zeros) predicts uniformly
         counts[counts.sum(1) == 0] = 1.0
-        self.logprobs.copy_((counts / counts.sum(1, keepdim=True)).log().float())
+        return counts / counts.sum(1, keepdim=True)
+
+    def fit(self, contexts: torch.Tensor, targets: torch.Tensor) -> None:
+        pooled = self.table(contexts, targets)
+        self.logprobs.copy_(pooled.log().float())
+        w = self.config.label_weight
+        for label in range(len(self.labels)):
+            rows = self.label_ids == label
+            own = self.table(contexts[rows], targets[rows])
+            self.label_logprobs[label] = (w * own + (1 - w) * pooled).log().float()
+
+    def attach_labels(self, labels: list[str]) -> None:
+        """A table a label: its own counts blended with the pooled ones (config.label_weight)."""
+        v = self.vocab_size
+        self.label_logprobs = nn.Parameter(self.logprobs.detach().expand(len(labels), v, v).clone(),
+                                           requires_grad=False)
+        self.labels = list(labels)
 
     def forward(self, idx, targets=None):
-        logits = self.logprobs[idx[:, -1]]  # (B, V)
+        if self.labels:
+            logits = self.label_logprobs[self.label_ids, idx[:, -1]]  # (B, V)
+        else:
+            logits = self.logprobs[idx[:, -1]]  # (B, V)
         return logits, self.loss(logits, targets)

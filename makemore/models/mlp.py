@@ -64,7 +64,8 @@ class MLP(WindowModel):
         """Whether the per-position tables cost fewer multiply-adds than the plain hidden layer.
 
         Tables: V*C*T*H to build, B*T*V*H to read by one-hot matmul; plain: B*T*C*H. Diagnostics
-        watch the layers through forward hooks, which only the plain path calls.
+        watch the layers through forward hooks, and labels reach the embedding through one: only the plain
+        path calls them.
         """
         v, c = self.vocab_size, self.config.n_embd
         watched = self.wte._forward_hooks or self.hidden._forward_hooks

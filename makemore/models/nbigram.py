@@ -10,7 +10,7 @@ from torch import nn
 
 from ..micrograd.nn import cross_entropy
 from ..micrograd.torch_bridge import scalar_loss
-from .base import WindowModel
+from .base import ModelConfigError, WindowModel
 
 
 @dataclass
@@ -39,8 +39,17 @@ class NeuralBigram(WindowModel):
         super().__init__(config, vocab_size, max_length)
         self.W = nn.Parameter(torch.zeros(vocab_size, vocab_size))
 
+    def attach_labels(self, labels: list[str]) -> None:
+        """A table a label, zero at first, added to W's row: each label's own bigram correction."""
+        if self.config.engine == "micrograd":
+            raise ModelConfigError("the micrograd engine does not learn labels: use --engine torch with --labeled")
+        self.label_W = nn.Parameter(torch.zeros(len(labels), self.vocab_size, self.vocab_size, device=self.W.device))
+        self.labels = list(labels)
+
     def forward(self, idx, targets=None):
         logits = self.W[idx[:, -1]]  # (B, V): a row lookup is the one-hot matmul, without the matmul
+        if self.labels:
+            logits = logits + self.label_W[self.label_ids, idx[:, -1]]
         if targets is not None and self.config.engine == "micrograd":
             return logits, scalar_loss(self.scalar_loss_fn(idx[:, -1].tolist(), targets.tolist()), self.W)
         loss = self.loss(logits, targets)

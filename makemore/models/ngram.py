@@ -44,9 +44,11 @@ class NgramConfig:
     """Blend each order with the lower ones; false uses order N alone with add-k smoothing."""
     smoothing: float = 1.0
     """Without interpolation: add-k, k added to every count (as the bigram's smoothing)."""
+    label_weight: float = 0.5
+    """Labelled data: P(next | context, label) is this much of the label's own n-grams, the rest the pooled ones."""
 
     def problems(self) -> list[str]:
-        out = []
+        out = [] if 0 <= self.label_weight <= 1 else [f"model.label_weight must be in [0, 1], got {self.label_weight}"]
         if not 1 <= self.n <= 10:
             out.append(f"model.n must be between 1 and 10, got {self.n}")
         if self.discount is not None and not 0 < self.discount <= 1:
@@ -111,7 +113,23 @@ class Ngram(WindowModel):
 
     def num_params(self) -> int:
         """Stored probabilities: one alpha per seen (context, character) and one gamma per seen context."""
-        return sum(getattr(self, f"{name}{k}").numel() for k in self._orders() for name in ("gamma", "alpha"))
+        own = sum(getattr(self, f"{name}{k}").numel() for k in self._orders() for name in ("gamma", "alpha"))
+        return own + sum(part.num_params() for part in getattr(self, "parts", []))
+
+    def attach_labels(self, labels: list[str]) -> None:
+        """One n-gram a label beside the pooled one (this model), blended by config.label_weight."""
+        self.parts = torch.nn.ModuleList(Ngram(self.config, self.vocab_size, self.max_length) for _ in labels)
+        self.labels = list(labels)
+
+    def label_probs(self, idx: torch.Tensor) -> torch.Tensor:
+        """P(next | context, label) of each row: its label's n-gram blended with the pooled one."""
+        probs = self.probs(idx)
+        w = self.config.label_weight
+        for label, part in enumerate(self.parts):
+            rows = (self.label_ids == label).nonzero().flatten()
+            if len(rows):
+                probs[rows] = w * part.probs(idx[rows]) + (1 - w) * probs[rows]
+        return probs
 
     @torch.no_grad()
     def fit(self, contexts: torch.Tensor, targets: torch.Tensor) -> None:
@@ -147,6 +165,9 @@ class Ngram(WindowModel):
                 self._store(k - 1, **prev)
             prev = {"ctx_keys": ctx_keys, "types": types, "counts": counts, "gram_id": gram_id}
         self._store(n, **prev)
+        for label, part in enumerate(getattr(self, "parts", [])):
+            rows = (self.label_ids == label).nonzero().flatten()
+            part.fit(contexts[rows], targets[rows])
 
     def _store(self, k: int, ctx_keys, types, counts, gram_id=None) -> None:
         """Discounted probabilities and backoff masses of order k from its n-gram types and counts."""
@@ -214,5 +235,5 @@ class Ngram(WindowModel):
         return table[row]  # (B, V)
 
     def forward(self, idx, targets=None):
-        logits = self.probs(idx).log()  # (B, V) log-probabilities: already normalized logits
+        logits = (self.label_probs(idx) if self.labels else self.probs(idx)).log()  # (B, V) normalized logits
         return logits, self.loss(logits, targets)

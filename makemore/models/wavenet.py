@@ -84,7 +84,7 @@ class WaveNet(WindowModel):
         # generation reads one word at a time, so batch norm uses its running statistics (eval mode) here
         levels = self.affine_levels()
         # before the word the window holds boundary tokens, so every level's earlier nodes are one constant
-        node = self.wte.weight[:1]  # (1, C)
+        node = self.wte.weight[:1] + self.label_vectors()  # (1, C), or (n, C) with each word's label
         queues = []
         for i, (w, scale, shift) in enumerate(levels):
             queues.append([node.expand(n, -1)] * 2**i)  # level i's inputs at p - 2**i .. p - 1, oldest first
@@ -93,7 +93,7 @@ class WaveNet(WindowModel):
 
     def step(self, tokens, state):
         # one word a call is bound by the number of tensor ops, not by arithmetic: fused ops where they exist
-        x = self.wte.weight.index_select(0, tokens)  # (n, C)
+        x = self.wte.weight.index_select(0, tokens) + self.label_vectors()  # (n, C)
         queues = []
         for (w, scale, shift), queue in zip(state["levels"], state["queues"]):
             queues.append(queue[1:] + [x])  # a list of (n, C) tensors: moving the queue costs no tensor op
