@@ -24,7 +24,7 @@ from .data import Dataset
 from .device import resolve_device
 from .evaluate import evaluate
 from .likely import SearchStats, most_likely
-from .mix import MIXTURE_FILE, Mixture, load_mixture
+from .mix import MIXTURE_FILE, load_mixture
 from .models import MODELS, Model
 from .runs import build_config, train_run
 from .sample import SampleStats, sample, tag
@@ -67,10 +67,7 @@ class Run:
     @property
     def model_type(self) -> str:
         """The model's registered type, or for a mixture its parts' types and weights."""
-        if isinstance(self.model, Mixture):
-            parts = ", ".join(f"{t} {w:.3f}" for t, w in zip(self.model.types, self.model.weights))
-            return f"mixture of {parts}"
-        return self.cfg.model_type
+        return self.model.describe(self.cfg.model_type)
 
     def __repr__(self) -> str:
         where = f" from {self.path}" if self.path else ""

@@ -43,15 +43,11 @@ def split_nll(model: Model, split: Split, batch_size: int = EVAL_BATCH) -> float
     sums its share of the examples and the shares are added up (all_reduce): every process gets the
     exact mean in 1/N of the time. Call it on every process then.
     """
-    was_training = model.training
-    model.eval()
     total = torch.zeros((), dtype=torch.float64, device=model.device)
     rank, world_size = D.world()
-    try:
+    with model.evaluating():
         for nll in target_nlls(model, split, batch_size, rank, world_size):
             total += nll.sum()
-    finally:
-        model.train(was_training)
     return D.all_reduce(total).item() / split.num_targets
 
 

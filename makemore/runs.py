@@ -214,7 +214,7 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
         data, model = setup(cfg)
         if p is None or p.main:  # the others leave the folder to rank 0, which may be writing it already
             check_work_dir(work_dir, resume, overwrite)
-    if p and not model.trainable:
+    if p and model.needs_fit:
         if not p.main:
             return {"stopped": "not rank 0", "samples": []}
         write(f"note: a {cfg.model_type} model is fitted in one counting pass: rank 0 fits it alone and the other "
@@ -259,7 +259,7 @@ def _train_and_report(cfg: C.Config, data: Dataset, model: Model, state: dict | 
     model = model.to(device)
     if main:
         checkpoint.save_text(work_dir / "config.yaml", C.dump_yaml(cfg), "config")
-    size = f"{model.num_params():,} parameters" if model.trainable else "counts fitted in one pass"
+    size = "counts fitted in one pass" if model.needs_fit else f"{model.num_params():,} parameters"
     write(f"model: {cfg.model_type}, {size}; run folder {work_dir}")
     amp = autocast_dtype(device, cfg.train.dtype) if model.trainable else None
     where = f"{world_size} processes (DDP, {D.backend()}), global batch {cfg.train.batch_size}" \

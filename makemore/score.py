@@ -101,12 +101,8 @@ def score_words(model: Model, data: Dataset, words: list[str], batch_size: int =
         return []
     x, y = encode_items(words, data.vocab)
     split = Split("score", list(words), x.to(model.device), y.to(model.device))
-    was_training = model.training
-    model.eval()
-    try:
+    with model.evaluating():
         nll = torch.cat(list(target_nlls(model, split, batch_size))).tolist()
-    finally:
-        model.train(was_training)
     train, heldout = data.item_sets
     origins = tag(words, train, heldout)
     scores, start = [], 0

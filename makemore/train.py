@@ -147,8 +147,7 @@ def fit_counts(model: Model, data: Dataset, cfg: Config, work_dir: Path, write=p
                started: float | None = None) -> TrainResult:
     """Count models: one counting pass over the train split, then the same checkpoint as any model."""
     t0 = time.perf_counter()
-    examples = model.examples(data.train)
-    model.fit(*examples.get(torch.arange(len(examples), device=data.train.x.device)))
+    model.fit_split(data.train)
     seconds = time.perf_counter() - t0
     dev = split_nll(model, data.dev)
     wall = time.perf_counter() - (t0 if started is None else started)
@@ -349,7 +348,7 @@ def train(model: Model, data: Dataset, cfg: Config, work_dir: Path, state: dict 
     observer.after_step(step, lr) after the optimizer step (e.g. diagnostics at an interval).
     """
     tracker = tracker or Tracker(None)
-    if not model.trainable:
+    if model.needs_fit:
         return fit_counts(model, data, cfg, work_dir, write, started)
     tc = cfg.train
     if D.world()[0] != 0:  # under torchrun: rank 0 alone writes, prints and logs
