@@ -14,7 +14,7 @@ import torch
 
 from . import config as C
 from .data import DataError, Dataset, Vocab
-from .models import MODELS, Model, create_model
+from .models import DEFAULT_MODEL, MODELS, Model, create_model
 
 FORMAT = "makemore-checkpoint"
 VERSION = 1
@@ -137,7 +137,7 @@ def malformed(state: dict) -> str | None:
 def restore(state: dict, device: str = "cpu") -> tuple[C.Config, Dataset, Model]:
     """Rebuild the config, the dataset (from the stored splits) and the model with its weights."""
     try:
-        cfg = C.resolve(state["config"], MODELS)
+        cfg = C.resolve(state["config"], MODELS, DEFAULT_MODEL)
     except C.ConfigError as e:
         raise CheckpointError(f"the checkpoint's config does not fit this makemore: {e}") from None
     vocab = Vocab(list(state["vocab"]))

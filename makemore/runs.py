@@ -16,7 +16,7 @@ try:
 except ImportError:  # Windows: no flock
     fcntl = None
 
-from . import checkpoint
+from . import checkpoint, configfile
 from . import config as C
 from . import distributed as D
 from .compare import RESULTS
@@ -24,7 +24,7 @@ from .data import Dataset, load_dataset
 from .device import autocast_dtype, resolve_device
 from .diagnostics import DIAG_FILE, Diagnostics
 from .evaluate import evaluate, nll_lines
-from .models import MODELS, Model, create_model
+from .models import DEFAULT_MODEL, MODELS, Model, create_model
 from .plots import FIGURES
 from .sample import generate_tagged
 from .tracking import Tracker
@@ -41,10 +41,10 @@ def build_config(config_file: str | None = None, overrides: dict | None = None, 
     """Defaults < the model's training defaults < base/YAML file < overrides ('section.key': value)."""
     raw = dict(base or {})
     if config_file:
-        raw = C.load_yaml(config_file)
+        raw = configfile.load_yaml(config_file)
     for key, value in (overrides or {}).items():
-        C.set_dotted(raw, key, value)
-    return C.resolve(raw, MODELS)
+        configfile.set_dotted(raw, key, value)
+    return C.resolve(raw, MODELS, DEFAULT_MODEL)
 
 
 def check_work_dir(path: Path, resume: bool, overwrite: bool) -> None:
@@ -174,8 +174,8 @@ def resume_state(work_dir: Path, overrides: dict | None) -> tuple[C.Config, Data
     saved_cfg, data, model = checkpoint.restore(state)
     raw = C.to_dict(saved_cfg)
     for key, value in (overrides or {}).items():  # e.g. more --max-steps; the model must stay as it was
-        C.set_dotted(raw, key, value)
-    cfg = C.resolve(raw, MODELS)
+        configfile.set_dotted(raw, key, value)
+    cfg = C.resolve(raw, MODELS, DEFAULT_MODEL)
     now, saved = C.to_dict(cfg), C.to_dict(saved_cfg)
     if now["model"] != saved["model"]:
         raise C.ConfigError("a resumed run keeps its model: drop the model options, or train a new run")
