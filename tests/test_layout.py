@@ -1,5 +1,6 @@
 """The package's layout rules, read from the source (ast): the spine never tests a model's family or names a
-model type, no file grows past 400 lines, and the leaves (config, data, the models) stay leaves.
+model type, no file grows past 400 lines, the leaves (config, data, the models) stay leaves, and no comment
+quotes a timing.
 
 Each rule is a function over (path, source) pairs, so it is also tried on a violation written for it.
 """
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import ast
 import inspect
+import io
+import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -121,6 +125,17 @@ def cli_imports(files: list[tuple[str, str]]) -> list[str]:
             for m in sorted(imported(path, text)) if m == "cli" or m.startswith("cli.")]
 
 
+FIGURE = re.compile(r"\b\d[\d.,]*(?:-[\d.]+)?\s?(?:ms|µs|us|ns|s|sec|seconds|minutes|hours)\b"
+                    r"|\b\d[\d.,]*\s?[x×]\s+(?:faster|slower)\b|\bs against\b")
+
+
+def timing_comments(files: list[tuple[str, str]]) -> list[str]:
+    """Comments that quote a time or a speed-up: they go stale; the figures live in BENCHMARKS.md."""
+    return [f"{path}:{tok.start[0]} {tok.string}" for path, text in files
+            for tok in tokenize.generate_tokens(io.StringIO(text).readline)
+            if tok.type == tokenize.COMMENT and FIGURE.search(tok.string)]
+
+
 FILES = sources()
 
 
@@ -149,6 +164,10 @@ def test_nothing_imports_the_command_line():
     assert cli_imports(FILES) == []
 
 
+def test_no_comment_quotes_a_timing():
+    assert timing_comments(FILES) == []
+
+
 CLEAN = "import torch\nfrom .config import ConfigError\n"
 VIOLATIONS = [  # (rule, file, a violation of it, a clean source)
     (family_tests, "mix.py", "def f(m):\n    return isinstance(m, (int, models.SequenceModel))\n",
@@ -163,6 +182,8 @@ VIOLATIONS = [  # (rule, file, a violation of it, a clean source)
      "from .base import Model\nfrom .layers import Linear\nfrom ..micrograd.nn import cross_entropy\n"),
     (cli_imports, "api.py", "from .cli.commands import run\n", CLEAN),
     (cli_imports, "checks/sanity.py", "from .. import cli\n", CLEAN),
+    (timing_comments, "train.py", "x = 1  # 0.76-0.81 s against 0.88 s\n", "x = 1  # 3 x (B, T) batches\n"),
+    (timing_comments, "checkpoint.py", "x = 1  # ~100x faster than a list\n", "x = '10 s'\n"),
 ]
 
 

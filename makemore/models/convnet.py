@@ -80,7 +80,7 @@ class ConvNet(SequenceModel):
     """Embeddings -> 1x1 to residual channels -> dilated gated blocks -> relu(sum of skips) -> 1x1 -> relu -> 1x1."""
 
     Config = ConvNetConfig
-    # batch_size counts whole words (about 7 targets each); 8000 steps are about 8 minutes on one CPU thread
+    # batch_size counts whole words (several targets each), so fewer rows a batch than a window model's
     train_defaults = {"lr": 3e-3, "batch_size": 64, "max_steps": 8000, "eval_interval": 1000,
                       "weight_decay": 0.1, "schedule": "cosine", "warmup_steps": 200, "grad_clip": 1.0}
 
