@@ -136,7 +136,22 @@ def timing_comments(files: list[tuple[str, str]]) -> list[str]:
             if tok.type == tokenize.COMMENT and FIGURE.search(tok.string)]
 
 
+def helper_imports(files: list[tuple[str, str]]) -> list[str]:
+    """Test modules that import another test module, or the shared helpers otherwise than from tests.conftest."""
+    out = []
+    for path, text in files:
+        for node in ast.walk(ast.parse(text)):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for name in names:
+                last = name.split(".")[-1]
+                if (last.startswith("test_") or last == "conftest") and name != "tests.conftest":
+                    out.append(f"{path}:{node.lineno} imports {name}")
+    return out
+
+
 FILES = sources()
+TESTS = sources(Path(__file__).resolve().parent)
 
 
 def test_the_spine_tests_no_model_family():
@@ -168,6 +183,10 @@ def test_no_comment_quotes_a_timing():
     assert timing_comments(FILES) == []
 
 
+def test_tests_share_helpers_through_conftest_only():
+    assert helper_imports(TESTS) == []
+
+
 CLEAN = "import torch\nfrom .config import ConfigError\n"
 VIOLATIONS = [  # (rule, file, a violation of it, a clean source)
     (family_tests, "mix.py", "def f(m):\n    return isinstance(m, (int, models.SequenceModel))\n",
@@ -183,6 +202,9 @@ VIOLATIONS = [  # (rule, file, a violation of it, a clean source)
     (cli_imports, "api.py", "from .cli.commands import run\n", CLEAN),
     (cli_imports, "checks/sanity.py", "from .. import cli\n", CLEAN),
     (timing_comments, "train.py", "x = 1  # 0.76-0.81 s against 0.88 s\n", "x = 1  # 3 x (B, T) batches\n"),
+    (helper_imports, "test_search.py", "from tests.test_constraints import chi2_critical\n",
+     "from tests.conftest import chi2_critical\n"),
+    (helper_imports, "test_checks.py", "from conftest import quick_config\n", "import tests.conftest\n"),
     (timing_comments, "checkpoint.py", "x = 1  # ~100x faster than a list\n", "x = '10 s'\n"),
 ]
 
