@@ -60,7 +60,9 @@ def evaluate(model: Model, data: Dataset, splits: tuple[str, ...] = ("train", "d
     return out
 
 
-def nll_lines(losses: dict, splits: tuple[str, ...] = ("train", "dev", "test")) -> list[str]:
-    """The table every command prints: one line a split (of those in losses), its NLL in nats and bits a character."""
-    return [f"  {name:5s} nll {losses[name]['nll']:.4f}  ({losses[name]['bpc']:.4f} bits/char)"
-            for name in splits if name in losses]
+def nll_table(losses: dict, which: str = "", splits: tuple[str, ...] = ("train", "dev", "test")) -> list[str]:
+    """The table every command prints: a heading (which: what was evaluated), then one line a split (of those
+    in losses), its NLL in nats and bits a character."""
+    return [f"{which}exact NLL over each whole split:"] + [
+        f"  {name:5s} nll {losses[name]['nll']:.4f}  ({losses[name]['bpc']:.4f} bits/char)"
+        for name in splits if name in losses]

@@ -23,7 +23,7 @@ from .compare import RESULTS
 from .data import Dataset, load_dataset
 from .device import autocast_dtype, resolve_device
 from .diagnostics import DIAG_FILE, Diagnostics
-from .evaluate import evaluate, nll_lines
+from .evaluate import evaluate, nll_table
 from .models import DEFAULT_MODEL, MODELS, Model, create_model
 from .plots import FIGURES
 from .sample import generate_tagged
@@ -292,8 +292,7 @@ def _train_and_report(cfg: C.Config, data: Dataset, model: Model, state: dict | 
                "wall_seconds": round(result.wall_before + time.perf_counter() - t_start, 2),
                "stopped": result.stopped, **losses}
     checkpoint.save_text(work_dir / RESULTS, json.dumps(results, indent=2) + "\n", "results")
-    write(f"best checkpoint (step {best['step']}), exact NLL over each whole split:")
-    for line in nll_lines(losses):
+    for line in nll_table(losses, f"best checkpoint (step {best['step']}), "):
         write(line)
     if result.stopped == "target":
         write(f"time to target dev nll {cfg.train.target_loss}: {results['wall_seconds']:.1f}s wall clock")
