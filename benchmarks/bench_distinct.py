@@ -63,10 +63,7 @@ def best_ngram(path: Path, orders=range(2, 11)) -> dict:
     for n in orders:
         cfg = build_config(overrides={"model.type": "ngram", "model.n": n})
         model = create_model("ngram", cfg.model, data.vocab.size, data.max_item_length)
-        examples = model.examples(data.train)
-        import torch
-
-        model.fit(*examples.get(torch.arange(len(examples))))
+        model.fit_split(data.train)
         devs[n] = split_nll(model, data.dev)
     best = min(devs, key=devs.get)
     return {"items": sum(len(s) for s in data.splits.values()), "duplicates": data.duplicates,

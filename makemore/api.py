@@ -18,15 +18,15 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, configfile
 from . import config as C
 from .data import DataError, Dataset
 from .device import resolve_device
 from .evaluate import evaluate, evaluate_labels
 from .labeled import label_id
 from .likely import SearchStats, most_likely
-from .mix import MIXTURE_FILE, Mixture, load_mixture
-from .models import MODELS, Model
+from .mix import MIXTURE_FILE, load_mixture
+from .models import DEFAULT_MODEL, MODELS, Model
 from .runs import build_config, train_run
 from .sample import SampleError, SampleStats, label_prior, sample, tag
 from .score import Score, classify, problems, score_words
@@ -81,10 +81,7 @@ class Run:
     @property
     def model_type(self) -> str:
         """The model's registered type, or for a mixture its parts' types and weights."""
-        if isinstance(self.model, Mixture):
-            parts = ", ".join(f"{t} {w:.3f}" for t, w in zip(self.model.types, self.model.weights))
-            return f"mixture of {parts}"
-        return self.cfg.model_type
+        return self.model.describe(self.cfg.model_type)
 
     def __repr__(self) -> str:
         where = f" from {self.path}" if self.path else ""
@@ -99,7 +96,7 @@ class Run:
             for key in C.DRAWING_OPTIONS:
                 if options.get(key) is None:
                     raw["sample"].pop(key, None)
-        return C.resolve(raw, MODELS).sample
+        return C.resolve(raw, MODELS, DEFAULT_MODEL).sample
 
     def sample(self, num: int | None = None, **options) -> Samples:
         """num words (default: the run's sample.num), drawn with the run's sample options and these over them.
@@ -224,8 +221,8 @@ def config_keys(options: dict, config: str | Path | None = None) -> dict:
     """
     model_type = options.get("type") or options.get("model.type")
     if model_type is None and config is not None:
-        model_type = (C.load_yaml(config).get("model") or {}).get("type")
-    model_cls = MODELS.get(model_type or "mlp")
+        model_type = (configfile.load_yaml(config).get("model") or {}).get("type")
+    model_cls = MODELS.get(model_type or DEFAULT_MODEL)
     known = dict(TOP_KEYS)
     if model_cls is not None:  # an unknown type is reported by the config, with the valid types
         known.update({f.name: f"model.{f.name}" for f in dataclasses.fields(model_cls.Config)})
@@ -240,8 +237,8 @@ def config_keys(options: dict, config: str | Path | None = None) -> dict:
         else:
             close = difflib.get_close_matches(name, known, n=3)
             hint = f"did you mean {' or '.join(close)}? " if close else ""
-            raise C.ConfigError(f"unknown option {name!r} for a {model_type or 'mlp'} run: {hint}options are the "
-                                f"config keys by name: {', '.join(sorted(known))}")
+            raise C.ConfigError(f"unknown option {name!r} for a {model_type or DEFAULT_MODEL} run: {hint}options are "
+                                f"the config keys by name: {', '.join(sorted(known))}")
     if "seed" in out:  # one seed for everything, as in makemore.py
         out.setdefault("data.seed", out["seed"])
     return out

@@ -15,7 +15,7 @@ import torch
 from . import config as C
 from .data import DataError, Dataset, Vocab
 from .labeled import label_names
-from .models import MODELS, Model, create_model
+from .models import DEFAULT_MODEL, MODELS, Model, create_model
 
 FORMAT = "makemore-checkpoint"
 VERSION = 1
@@ -36,7 +36,7 @@ def make_state(cfg: C.Config, data: Dataset, model: Model, optimizer=None, step:
         "format": FORMAT, "version": VERSION,
         "model_type": cfg.model_type, "config": C.to_dict(cfg),
         "vocab": list(data.vocab.chars),
-        # one string a split: items never hold a newline, and one string pickles ~100x faster than a list
+        # one string a split: items never hold a newline, and one string pickles far faster than a list of them
         "items": {name: "\n".join(split.items) for name, split in data.splits.items()},
         "duplicates": data.duplicates,
         **({"labels": list(data.labels), "item_labels": {name: "\n".join(label_names(data, split))
@@ -146,7 +146,7 @@ def malformed(state: dict) -> str | None:
 def restore(state: dict, device: str = "cpu") -> tuple[C.Config, Dataset, Model]:
     """Rebuild the config, the dataset (from the stored splits) and the model with its weights."""
     try:
-        cfg = C.resolve(state["config"], MODELS)
+        cfg = C.resolve(state["config"], MODELS, DEFAULT_MODEL)
     except C.ConfigError as e:
         raise CheckpointError(f"the checkpoint's config does not fit this makemore: {e}") from None
     vocab = Vocab(list(state["vocab"]))

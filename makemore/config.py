@@ -1,7 +1,8 @@
-"""Typed experiment configuration: dataclasses with defaults, YAML loading, overrides, validation.
+"""Typed experiment configuration: dataclasses with defaults, validation, and the resolved config as YAML.
 
 Imports nothing from the package: the model section is checked against a dataclass that the
-caller looks up (the model registry), so adding a model never touches this file.
+caller looks up (the model registry), so adding a model never touches this file. Reading YAML
+files and --set overrides is configfile.py's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import interegular
@@ -240,8 +240,8 @@ class Config:
     """Run directory: checkpoints, resolved config, TensorBoard logs, results."""
     seed: int = 42
     """Seed of model initialization, batch order and the samples printed during training."""
-    model_type: str = "mlp"
-    """Registered model name (the `type` key of the YAML model section)."""
+    model_type: str = ""
+    """Registered model name (the `type` key of the YAML model section; resolve sets it)."""
     model: Any = None
     """The model's own config dataclass, owned by the model class."""
     data: DataConfig = field(default_factory=DataConfig)
@@ -249,78 +249,8 @@ class Config:
     sample: SampleConfig = field(default_factory=SampleConfig)
 
 
-class SafeLoader(yaml.SafeLoader):
-    """yaml.safe_load's loader (no Python objects), reading 1e-3 as a float as YAML 1.2 does."""
-
-
-SafeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-    |[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
-
-
-def safe_load(text: str) -> Any:
-    return yaml.load(text, Loader=SafeLoader)  # noqa: S506 - SafeLoader subclass: safe
-
-
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "sample": SampleConfig}
 TOP_LEVEL = ("work_dir", "seed")
-
-
-def load_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping with safe_load (no Python objects), with a one-line error on failure."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found: check the path") from None
-    except UnicodeDecodeError as e:
-        line = path.read_bytes()[: e.start].count(b"\n") + 1
-        raise ConfigError(f"{path}, line {line}: not UTF-8 text; save the config file as UTF-8") from None
-    except (IsADirectoryError, PermissionError) as e:
-        raise ConfigError(f"cannot read config file {path}: {e.__class__.__name__}") from None
-    try:
-        raw = safe_load(text)
-    except RecursionError:
-        raise ConfigError(f"{path}: invalid YAML: nested too deeply; a config is a few flat sections") from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        if isinstance(e, yaml.constructor.ConstructorError):  # e.g. !!python/object: refused, never built
-            raise ConfigError(f"{path}: refused YAML{where}: {e.problem}; a config holds plain numbers, strings, "
-                              f"lists and mappings only: remove the tag") from None
-        raise ConfigError(f"{path}: invalid YAML{where}: {e.problem}; fix the syntax there") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections (data, model, train, sample)")
-    return raw
-
-
-def set_dotted(raw: dict, key: str, value: Any) -> None:
-    """Set raw['a']['b'] = value for key 'a.b', creating sections as needed."""
-    *parents, last = key.split(".")
-    node = raw
-    for p in parents:
-        child = node.get(p)
-        if not isinstance(child, dict):
-            child = node[p] = {}
-        node = child
-    node[last] = value
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """'train.lr=0.01' -> ('train.lr', 0.01); the value is read as YAML so numbers stay numbers."""
-    if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.lr=0.01")
-    key, value = text.split("=", 1)
-    try:
-        return key.strip(), safe_load(value)
-    except (yaml.YAMLError, RecursionError):
-        return key.strip(), value
 
 
 def _shown(key: Any) -> str:
@@ -397,12 +327,13 @@ def parse_dataclass(cls: type, raw: Any, where: str, errors: list[str]) -> Any:
     return obj
 
 
-def resolve(raw: dict, registry: Mapping[str, Any], default_type: str = "mlp") -> Config:
+def resolve(raw: dict, registry: Mapping[str, Any], default_type: str) -> Config:
     """Turn a raw nested mapping (YAML plus overrides) into a validated Config.
 
     registry maps each model type to its class; the class owns its config dataclass (`Config`)
     and the training defaults that suit it (`train_defaults`), which the raw train section
-    overrides. Every problem in every section is collected and reported at once.
+    overrides; default_type is the type of a model section without one. Every problem in every
+    section is collected and reported at once.
     """
     errors: list[str] = []
     known = set(SECTIONS) | set(TOP_LEVEL) | {"model"}

@@ -43,15 +43,11 @@ def split_nll(model: Model, split: Split, batch_size: int = EVAL_BATCH) -> float
     sums its share of the examples and the shares are added up (all_reduce): every process gets the
     exact mean in 1/N of the time. Call it on every process then.
     """
-    was_training = model.training
-    model.eval()
     total = torch.zeros((), dtype=torch.float64, device=model.device)
     rank, world_size = D.world()
-    try:
+    with model.evaluating():
         for nll in target_nlls(model, split, batch_size, rank, world_size):
             total += nll.sum()
-    finally:
-        model.train(was_training)
     return D.all_reduce(total).item() / split.num_targets
 
 
@@ -73,7 +69,9 @@ def evaluate_labels(model: Model, data: Dataset, splits: tuple[str, ...] = ("tra
     return out
 
 
-def nll_lines(losses: dict, splits: tuple[str, ...] = ("train", "dev", "test")) -> list[str]:
-    """The table every command prints: one line a split (of those in losses), its NLL in nats and bits a character."""
-    return [f"  {name:5s} nll {losses[name]['nll']:.4f}  ({losses[name]['bpc']:.4f} bits/char)"
-            for name in splits if name in losses]
+def nll_table(losses: dict, which: str = "", splits: tuple[str, ...] = ("train", "dev", "test")) -> list[str]:
+    """The table every command prints: a heading (which: what was evaluated), then one line a split (of those
+    in losses), its NLL in nats and bits a character."""
+    return [f"{which}exact NLL over each whole split:"] + [
+        f"  {name:5s} nll {losses[name]['nll']:.4f}  ({losses[name]['bpc']:.4f} bits/char)"
+        for name in splits if name in losses]

@@ -29,7 +29,6 @@ from torch import nn
 
 from . import checkpoint
 from . import config as C
-from .models import SequenceModel
 
 ONNX_FORMAT, SAFETENSORS_FORMAT, VERSION = "makemore-onnx", "makemore-safetensors", 1
 FORMATS = ("onnx", "safetensors")
@@ -76,15 +75,12 @@ class Logits(nn.Module):
 
 def context_width(run) -> int:
     """Tokens an exported graph reads: a window model's block, or a sequence model's fixed number of positions."""
-    model = run.model
-    if isinstance(model, SequenceModel):
-        return model.context_limit or run.data.max_item_length + 1
-    return model.block_size
+    return run.model.context_width(run.data.max_item_length)
 
 
 def onnx_metadata(run) -> dict:
     return {"format": ONNX_FORMAT, "version": VERSION, "model_type": run.cfg.model_type,
-            "kind": "sequence" if isinstance(run.model, SequenceModel) else "window",
+            "kind": run.model.kind,
             "context": context_width(run), "vocab": run.vocab.chars, "config": C.to_dict(run.cfg)}
 
 
@@ -157,8 +153,11 @@ def export(run, fmt: str, out: str | Path | None = None) -> list[Path]:
     """Export a run in fmt ('onnx' or 'safetensors') to out (default: beside its checkpoint); the files written."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}: use onnx or safetensors")
-    if run.model.config is None:  # a mixture (makemore mix): its parts are runs of their own
+    if not run.model.standalone:  # a mixture (makemore mix): its parts are runs of their own
         raise ExportError("a mixture is not exported as one model: export each of its runs")
+    if run.labels:
+        raise ExportError("a labelled run is not exported yet (the exported model has no label input): "
+                          "sample and score it with makemore, or serve it with makemore serve")
     folder = run.path.parent if run.path is not None else Path(".")
     out = Path(out) if out is not None else folder / f"model.{fmt}"
     if fmt == "onnx":

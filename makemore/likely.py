@@ -271,16 +271,11 @@ def search(model: Model, data: Dataset, num: int, automaton: Automaton, *, prefi
     the words found so far (still the most likely, in order); with none found it raises SearchError.
     labels: (1,) label id for a labelled model's init_state.
     """
-    was_training = model.training
-    model.eval()  # batch norm must use running statistics
-    try:
+    with model.evaluating():  # batch norm must use running statistics
         search = Search(model, data, num, automaton, novel=novel, pattern=pattern, budget=budget,
                         batch_size=batch_size)
         search.start(prefix, labels)
         words, logprobs, stats = search.run()
-    finally:
-        if was_training:
-            model.train()
     if not words:
         if stats.stopped == "exhausted":
             raise SearchError("no word meets the constraints (every word that does was passed over: --novel or "

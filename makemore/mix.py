@@ -13,7 +13,6 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint
@@ -34,6 +33,7 @@ class Mixture(SequenceModel):
     """A weighted mixture of models of one vocabulary; reads (B, T) whole items, returns log-probabilities (B, T, V)."""
 
     trainable = False
+    standalone = False
 
     def __init__(self, parts: list[Model], weights: list[float], types: list[str] | None = None):
         first = parts[0]
@@ -53,16 +53,7 @@ class Mixture(SequenceModel):
 
     def part_logprobs(self, idx: torch.Tensor) -> torch.Tensor:
         """Each part's log-probabilities at every position, (K, B, T, V)."""
-        out = []
-        for part in self.parts:
-            if isinstance(part, SequenceModel):
-                logits = part(idx)[0]
-            else:  # the window ending at each position, boundary-padded on the left as Split.windows pads
-                k = part.block_size
-                windows = F.pad(idx, (k - 1, 0)).unfold(1, k, 1)  # (B, T, k)
-                logits = part(windows.reshape(-1, k))[0].view(*idx.shape, -1)
-            out.append(logits.float().log_softmax(dim=-1))
-        return torch.stack(out)
+        return torch.stack([part.position_logits(idx).float().log_softmax(dim=-1) for part in self.parts])
 
     def forward(self, idx, targets=None):
         logp = torch.logsumexp(self.part_logprobs(idx) + self.log_weights.view(-1, 1, 1, 1), dim=0)  # (B, T, V)
@@ -84,6 +75,13 @@ class Mixture(SequenceModel):
 
     def num_params(self) -> int:
         return sum(part.num_params() for part in self.parts) + len(self.parts)
+
+    @property
+    def needs_fit(self) -> bool:
+        return False  # its parts are trained runs, its weights fitted on dev when it is made
+
+    def describe(self, model_type: str) -> str:
+        return "mixture of " + ", ".join(f"{t} {w:.3f}" for t, w in zip(self.types, self.weights))
 
 
 @torch.inference_mode()
@@ -134,8 +132,10 @@ def mix(runs: list, names: list[str], out: str | Path, overwrite: bool = False) 
     if len(runs) < 2:
         raise MixError("a mixture needs at least two runs")
     for run, name in zip(runs, names):
-        if isinstance(run.model, Mixture):
+        if not run.model.standalone:
             raise MixError(f"{name} is a mixture already: mix its parts (or the runs it was made of) instead")
+        if run.labels:
+            raise MixError(f"{name} is a labelled run, and mixtures do not carry labels yet: mix unlabelled runs")
     check_compatible(runs, names)
     out = Path(out)
     if any((out / name).exists() for name in (MIXTURE_FILE, "model.pt", "last.pt")) and not overwrite:

@@ -16,16 +16,16 @@ try:
 except ImportError:  # Windows: no flock
     fcntl = None
 
-from . import checkpoint
+from . import checkpoint, configfile
 from . import config as C
 from . import distributed as D
 from .compare import RESULTS
 from .data import Dataset, load_dataset
 from .device import autocast_dtype, resolve_device
 from .diagnostics import DIAG_FILE, Diagnostics
-from .evaluate import evaluate, nll_lines
+from .evaluate import evaluate, nll_table
 from .labeled import load_labeled
-from .models import MODELS, Model, create_model
+from .models import DEFAULT_MODEL, MODELS, Model, create_model
 from .plots import FIGURES
 from .sample import generate_tagged
 from .tracking import Tracker
@@ -42,10 +42,10 @@ def build_config(config_file: str | None = None, overrides: dict | None = None, 
     """Defaults < the model's training defaults < base/YAML file < overrides ('section.key': value)."""
     raw = dict(base or {})
     if config_file:
-        raw = C.load_yaml(config_file)
+        raw = configfile.load_yaml(config_file)
     for key, value in (overrides or {}).items():
-        C.set_dotted(raw, key, value)
-    return C.resolve(raw, MODELS)
+        configfile.set_dotted(raw, key, value)
+    return C.resolve(raw, MODELS, DEFAULT_MODEL)
 
 
 def check_work_dir(path: Path, resume: bool, overwrite: bool) -> None:
@@ -176,8 +176,8 @@ def resume_state(work_dir: Path, overrides: dict | None) -> tuple[C.Config, Data
     saved_cfg, data, model = checkpoint.restore(state)
     raw = C.to_dict(saved_cfg)
     for key, value in (overrides or {}).items():  # e.g. more --max-steps; the model must stay as it was
-        C.set_dotted(raw, key, value)
-    cfg = C.resolve(raw, MODELS)
+        configfile.set_dotted(raw, key, value)
+    cfg = C.resolve(raw, MODELS, DEFAULT_MODEL)
     now, saved = C.to_dict(cfg), C.to_dict(saved_cfg)
     if now["model"] != saved["model"]:
         raise C.ConfigError("a resumed run keeps its model: drop the model options, or train a new run")
@@ -216,7 +216,7 @@ def train_run(cfg: C.Config, resume: bool = False, overwrite: bool = False, prog
         data, model = setup(cfg)
         if p is None or p.main:  # the others leave the folder to rank 0, which may be writing it already
             check_work_dir(work_dir, resume, overwrite)
-    if p and not model.trainable:
+    if p and model.needs_fit:
         if not p.main:
             return {"stopped": "not rank 0", "samples": []}
         write(f"note: a {cfg.model_type} model is fitted in one counting pass: rank 0 fits it alone and the other "
@@ -261,7 +261,7 @@ def _train_and_report(cfg: C.Config, data: Dataset, model: Model, state: dict | 
     model = model.to(device)
     if main:
         checkpoint.save_text(work_dir / "config.yaml", C.dump_yaml(cfg), "config")
-    size = f"{model.num_params():,} parameters" if model.trainable else "counts fitted in one pass"
+    size = "counts fitted in one pass" if model.needs_fit else f"{model.num_params():,} parameters"
     write(f"model: {cfg.model_type}, {size}; run folder {work_dir}")
     amp = autocast_dtype(device, cfg.train.dtype) if model.trainable else None
     where = f"{world_size} processes (DDP, {D.backend()}), global batch {cfg.train.batch_size}" \
@@ -294,8 +294,7 @@ def _train_and_report(cfg: C.Config, data: Dataset, model: Model, state: dict | 
                "wall_seconds": round(result.wall_before + time.perf_counter() - t_start, 2),
                "stopped": result.stopped, **losses}
     checkpoint.save_text(work_dir / RESULTS, json.dumps(results, indent=2) + "\n", "results")
-    write(f"best checkpoint (step {best['step']}), exact NLL over each whole split:")
-    for line in nll_lines(losses):
+    for line in nll_table(losses, f"best checkpoint (step {best['step']}), "):
         write(line)
     if result.stopped == "target":
         write(f"time to target dev nll {cfg.train.target_loss}: {results['wall_seconds']:.1f}s wall clock")

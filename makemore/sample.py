@@ -79,20 +79,14 @@ def generate_ended(model: Model, vocab: Vocab, num: int, max_length: int, temper
         raise SampleError(f"prefix {prefix!r} has characters not in the vocabulary: {''.join(unknown)!r}; "
                           f"use only characters of the training data")
     max_length = length_cap(model, max_length, prefix, min_length)
-    was_training = model.training
-    if was_training:  # batch norm must use running statistics: a sample must not depend on its batch-mates
-        model.eval()  # (only when needed: switching walks every module, which costs as much as a word)
-    try:
-        words, ended = [], []
+    words, ended = [], []
+    with model.evaluating():  # batch norm on running statistics: a sample must not depend on its batch-mates
         for start in range(0, num, batch_size):
             rows = None if labels is None else labels[start:start + batch_size]
             w, e = _generate_batch(model, vocab, min(batch_size, num - start), max_length, temperature, top_k,
                                    top_p, min_length, prefix, generator, automaton, rows)
             words += w
             ended += e
-    finally:
-        if was_training:
-            model.train()
     return words, ended
 
 

@@ -96,12 +96,8 @@ def surprisals(model: Model, data: Dataset, words: list[str], label: int | None 
     x, y = encode_items(words, data.vocab)
     labels = None if label is None else torch.full((len(words),), label, device=model.device)
     split = Split("score", list(words), x.to(model.device), y.to(model.device), labels)
-    was_training = model.training
-    model.eval()
-    try:
+    with model.evaluating():
         return torch.cat(list(target_nlls(model, split, batch_size)))
-    finally:
-        model.train(was_training)
 
 
 def label_surprisals(model: Model, data: Dataset, words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

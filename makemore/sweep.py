@@ -39,6 +39,7 @@ from pathlib import Path
 import yaml
 
 from . import config as C
+from . import configfile
 from .compare import RESULTS, by_dev_nll, markdown_table, result_row, write_csv
 from .runs import DIVERGED, RunInUse, build_config, train_run
 from .train import TrainingDiverged
@@ -92,7 +93,7 @@ def _base(value, sweep_path: Path, errors: list[str]) -> dict:
     if path is None:
         errors.append(f"base config {value} not found (looked in {sweep_path.parent} and the current folder)")
         return {}
-    return C.load_yaml(path)
+    return configfile.load_yaml(path)
 
 
 def _combinations(raw: dict, errors: list[str]) -> list[dict]:
@@ -141,7 +142,7 @@ def run_names(combos: list[dict]) -> list[str]:
 def load_sweep(path: str | Path, cli_overrides: dict | None = None) -> Sweep:
     """Read a sweep file and resolve every run's config; raise one ConfigError listing every problem."""
     path = Path(path)
-    raw = C.load_yaml(path)
+    raw = configfile.load_yaml(path)
     cli = dict(cli_overrides or {})
     errors = [f"{path}: unknown key {k} (valid keys: {', '.join(SWEEP_KEYS)})" for k in raw if k not in SWEEP_KEYS]
     base = _base(raw.get("base"), path, errors)
@@ -187,7 +188,7 @@ def stale_runs(sweep: Sweep) -> list[str]:
     for run in sweep.runs:
         saved = Path(run.cfg.work_dir) / "config.yaml"
         if run_state(run) != "new" and saved.is_file():
-            if _comparable(C.load_yaml(saved)) != _comparable(yaml.safe_load(C.dump_yaml(run.cfg))):
+            if _comparable(configfile.load_yaml(saved)) != _comparable(yaml.safe_load(C.dump_yaml(run.cfg))):
                 out.append(str(Path(run.cfg.work_dir)))
     return out
 

@@ -5,6 +5,8 @@ Test modules import the helpers as `from tests.conftest import ...`.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -55,6 +57,18 @@ def small_model(model_type: str, vocab_size: int, max_length: int) -> Model:
     cfg = build_config(overrides={"model.type": model_type, **overrides})
     torch.manual_seed(0)
     return create_model(model_type, cfg.model, vocab_size, max_length)
+
+
+def fitted(model: Model, data: Dataset) -> Model:
+    """The model, fitted on the train split first when it is a count model (the others as they are)."""
+    if model.needs_fit:
+        model.fit_split(data.train)
+    return model
+
+
+def chi2_critical(df: int, z: float = 3.09) -> float:
+    """The chi-square value exceeded with probability 0.001 (z = 3.09), by the Wilson-Hilferty approximation."""
+    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
 
 
 class SequenceBigram(SequenceModel):

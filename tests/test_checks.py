@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import quick_config
 from torch import nn
 
 from makemore import checks
 from makemore.cli import main
 from makemore.models import MODELS, SequenceModel, WindowModel
 from makemore.runs import build_config
+from tests.conftest import quick_config
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from makemore import config as C
+from makemore import configfile
 from makemore.models import MODELS
 from makemore.runs import build_config
 
@@ -62,10 +63,10 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
 
 
 def test_set_override_parses_yaml_values():
-    assert C.parse_override("train.lr=1e-2") == ("train.lr", 0.01)
-    assert C.parse_override("train.betas=[0.9, 0.95]") == ("train.betas", [0.9, 0.95])
+    assert configfile.parse_override("train.lr=1e-2") == ("train.lr", 0.01)
+    assert configfile.parse_override("train.betas=[0.9, 0.95]") == ("train.betas", [0.9, 0.95])
     with pytest.raises(C.ConfigError, match="KEY=VALUE"):
-        C.parse_override("train.lr")
+        configfile.parse_override("train.lr")
 
 
 @pytest.mark.parametrize("key,value,message", [
@@ -92,16 +93,16 @@ def test_each_impossible_value_is_named_with_what_is_valid(key, value, message):
 
 def test_unreadable_or_nested_yaml_and_unparsable_overrides(tmp_path):
     with pytest.raises(C.ConfigError, match="cannot read config file .*IsADirectoryError"):
-        C.load_yaml(tmp_path)
+        configfile.load_yaml(tmp_path)
     deep = tmp_path / "deep.yaml"
     deep.write_text("[" * 5_000 + "]" * 5_000)  # beyond Python's recursion limit
     with pytest.raises(C.ConfigError, match="nested too deeply"):
-        C.load_yaml(deep)
+        configfile.load_yaml(deep)
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
     with pytest.raises(C.ConfigError, match="the top level must be a mapping of sections"):
-        C.load_yaml(tmp_path / "list.yaml")
+        configfile.load_yaml(tmp_path / "list.yaml")
     (tmp_path / "empty.yaml").write_text("")
-    assert C.load_yaml(tmp_path / "empty.yaml") == {}
-    assert C.parse_override("sample.prefix=[a") == ("sample.prefix", "[a")  # not YAML: the text as given
+    assert configfile.load_yaml(tmp_path / "empty.yaml") == {}
+    assert configfile.parse_override("sample.prefix=[a") == ("sample.prefix", "[a")  # not YAML: the text as given
     with pytest.raises(C.ConfigError, match="expected KEY=VALUE"):
-        C.parse_override("train.lr")
+        configfile.parse_override("train.lr")

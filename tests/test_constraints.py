@@ -10,7 +10,7 @@ import torch
 from makemore.api import load
 from makemore.cli import main
 from makemore.sample import draw, generate, generate_ended, sample
-from tests.conftest import small_model
+from tests.conftest import chi2_critical, fitted, small_model
 
 QUICK = ["--max-steps", "40", "--eval-interval", "20", "--batch-size", "32", "--no-progress", "--n-embd2", "32",
          "--threads", "1", "--lr", "0.01"]
@@ -18,11 +18,6 @@ QUICK = ["--max-steps", "40", "--eval-interval", "20", "--batch-size", "32", "--
 
 def gen(seed):
     return torch.Generator().manual_seed(seed)
-
-
-def chi2_critical(df: int, z: float = 3.09) -> float:
-    """The chi-square value exceeded with probability 0.001 (z = 3.09), by the Wilson-Hilferty approximation."""
-    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
 
 
 def expected(logits: list[float], temperature=1.0, top_k=None, top_p=None) -> list[float]:
@@ -64,10 +59,7 @@ def test_top_p_keeps_the_most_likely_token_even_when_it_alone_exceeds_p():
 
 @pytest.fixture
 def bigram(tiny_data):
-    model = small_model("bigram", tiny_data.vocab.size, tiny_data.max_item_length)
-    w = tiny_data.train.windows(1)
-    model.fit(*w.get(torch.arange(len(w))))
-    return model.eval()
+    return fitted(small_model("bigram", tiny_data.vocab.size, tiny_data.max_item_length), tiny_data).eval()
 
 
 def test_min_length_masks_the_end_so_no_word_is_shorter(bigram, tiny_data):

@@ -8,7 +8,6 @@ from collections import Counter
 
 import pytest
 import torch
-from conftest import quick_config
 
 from makemore import checkpoint
 from makemore.cli import main
@@ -24,12 +23,7 @@ from makemore.models.wavenet import WaveNetConfig
 from makemore.runs import build_config, train_run
 from makemore.sample import generate
 from makemore.train import Batches
-
-
-def fitted(model, data):
-    windows = data.train.windows(model.block_size)
-    model.fit(*windows.get(torch.arange(len(windows))))
-    return model
+from tests.conftest import fitted, quick_config
 
 
 def all_contexts(vocab_size: int, width: int) -> torch.Tensor:

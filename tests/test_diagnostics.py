@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from conftest import quick_config
 from torch import nn
 
 from makemore import diagnostics as D
@@ -16,6 +15,7 @@ from makemore.cli import main
 from makemore.models import MODELS, WindowModel
 from makemore.plots import PlotError, require_matplotlib
 from makemore.runs import train_run
+from tests.conftest import quick_config
 
 
 @dataclass

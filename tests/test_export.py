@@ -17,7 +17,7 @@ from makemore.data import encode_items
 from makemore.export import ExportError, context_width, export_onnx, export_safetensors
 from makemore.models import MODELS, SequenceModel
 from makemore.runs import build_config
-from tests.conftest import SMALL
+from tests.conftest import SMALL, fitted
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -36,10 +36,7 @@ def small_run(model_type: str, data, tmp_path) -> Run:
                                   **{f"model.{k}": v for k, v in SMALL.items() if k in options}})
     torch.manual_seed(0)
     model = MODELS[model_type](cfg.model, data.vocab.size, data.max_item_length)
-    if not model.trainable:
-        examples = model.examples(data.train)
-        model.fit(*examples.get(torch.arange(len(examples))))
-    return Run(cfg, data, model, tmp_path / "model.pt")
+    return Run(cfg, data, fitted(model, data), tmp_path / "model.pt")
 
 
 def onnx_inputs(run: Run) -> torch.Tensor:

@@ -7,12 +7,12 @@ import math
 
 import pytest
 import torch
-from conftest import quick_config
 from torch import nn
 
 from makemore import lrfind
 from makemore.config import ConfigError
 from makemore.models import MODELS, WindowModel
+from tests.conftest import quick_config
 
 A = 10.0  # curvature of the synthetic loss: plain SGD diverges exactly above lr = 2 / A
 

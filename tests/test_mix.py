@@ -12,7 +12,7 @@ from makemore.evaluate import split_nll
 from makemore.mix import Mixture, fit_weights, mix, mixture_nll, part_nlls
 from makemore.models import MODELS, SequenceModel
 from makemore.runs import build_config
-from tests.conftest import SMALL
+from tests.conftest import SMALL, fitted
 
 QUICK = ["--max-steps", "20", "--eval-interval", "10", "--batch-size", "16", "--no-progress", "--threads", "1"]
 
@@ -25,10 +25,7 @@ def small_run(model_type, data, tmp_path, **options):
                                   **{f"model.{k}": v for k, v in {**sizes, **options}.items()}})
     torch.manual_seed(0)
     model = MODELS[model_type](cfg.model, data.vocab.size, data.max_item_length)
-    if not model.trainable:
-        examples = model.examples(data.train)
-        model.fit(*examples.get(torch.arange(len(examples))))
-    return Run(cfg, data, model)
+    return Run(cfg, data, fitted(model, data))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from makemore.models import MODELS, Model, WindowModel, create_model
 from makemore.runs import build_config
 from makemore.sample import generate
 from makemore.train import train
-from tests.conftest import SequenceBigram, quick_config, small_model
+from tests.conftest import SequenceBigram, fitted, quick_config, small_model
 
 
 def batch(model: Model, data: Dataset, n: int = 16):
@@ -56,9 +56,7 @@ def test_checkpoint_round_trip_gives_identical_logits(model_type, tiny_data, tmp
     cfg = build_config(overrides={"model.type": model_type})
     model = small_model(model_type, tiny_data.vocab.size, tiny_data.max_item_length)
     cfg.model = model.config
-    if not model.trainable:
-        w = tiny_data.train.windows(model.block_size)
-        model.fit(*w.get(torch.arange(len(w))))
+    fitted(model, tiny_data)
     path = tmp_path / "model.pt"
     checkpoint.save(path, checkpoint.make_state(cfg, tiny_data, model))
     _, data2, model2 = checkpoint.restore(checkpoint.load(path))
@@ -113,9 +111,7 @@ def test_step_by_step_logits_equal_the_full_forward(model_type, tiny_data, monke
     from makemore.checks import position_logits
 
     model = small_model(model_type, tiny_data.vocab.size, tiny_data.max_item_length)
-    examples = model.examples(tiny_data.train)
-    if not model.trainable:
-        model.fit(*examples.get(torch.arange(len(examples))))
+    fitted(model, tiny_data)
     for p in model.parameters():  # away from the initialization, where zeros can hide a wrong wiring
         p.data.add_(0.1 * torch.randn_like(p))
     model.eval()

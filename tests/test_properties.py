@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from makemore import checkpoint
 from makemore.checkpoint import CheckpointError
-from makemore.config import SECTIONS, ConfigError, load_yaml, resolve, set_dotted, to_dict
+from makemore.config import SECTIONS, ConfigError, resolve, to_dict
+from makemore.configfile import load_yaml, set_dotted
 from makemore.data import DataError, load_dataset, read_items
-from makemore.models import MODELS
+from makemore.models import DEFAULT_MODEL, MODELS
 from makemore.runs import build_config, train_run
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -114,7 +115,7 @@ CONFIGS = st.fixed_dictionaries({}, optional={
 def check_config(path: Path) -> None:
     """Load and resolve a YAML file: a valid Config or a one-line ConfigError, never another exception."""
     try:
-        cfg = resolve(load_yaml(path), MODELS)
+        cfg = resolve(load_yaml(path), MODELS, DEFAULT_MODEL)
     except ConfigError as e:
         assert one_line(e)
         return

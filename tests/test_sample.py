@@ -5,15 +5,12 @@ import torch
 
 from makemore.data import BOUNDARY
 from makemore.sample import SampleError, draw, generate, tag
-from tests.conftest import SequenceBigram, small_model
+from tests.conftest import SequenceBigram, fitted, small_model
 
 
 @pytest.fixture
 def trained(tiny_data):
-    model = small_model("bigram", tiny_data.vocab.size, tiny_data.max_item_length)
-    w = tiny_data.train.windows(1)
-    model.fit(*w.get(torch.arange(len(w))))
-    return model
+    return fitted(small_model("bigram", tiny_data.vocab.size, tiny_data.max_item_length), tiny_data)
 
 
 def gen(seed):

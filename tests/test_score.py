@@ -5,30 +5,25 @@ import json
 import math
 
 import pytest
-import torch
 
 from makemore import score as S
 from makemore.cli import main
 from makemore.evaluate import split_nll
 from makemore.models import MODELS
-from tests.conftest import small_model
+from tests.conftest import fitted, small_model
 
 QUICK = ["--max-steps", "20", "--eval-interval", "10", "--batch-size", "16", "--no-progress", "--n-embd2", "16",
          "--threads", "1"]
 
 
-def fitted(model_type, data):
+def ready(model_type, data):
     """A small model of the type; count models fitted, the others at their (seeded) initialization."""
-    model = small_model(model_type, data.vocab.size, data.max_item_length)
-    if not model.trainable:
-        examples = model.examples(data.train)
-        model.fit(*examples.get(torch.arange(len(examples))))
-    return model.eval()
+    return fitted(small_model(model_type, data.vocab.size, data.max_item_length), data).eval()
 
 
 @pytest.mark.parametrize("model_type", sorted(MODELS))
 def test_scoring_a_split_reproduces_its_eval_nll(model_type, tiny_data):
-    model = fitted(model_type, tiny_data)
+    model = ready(model_type, tiny_data)
     for split in (tiny_data.dev, tiny_data.test):
         scores = S.score_words(model, tiny_data, split.items)
         assert [s.word for s in scores] == split.items
@@ -36,7 +31,7 @@ def test_scoring_a_split_reproduces_its_eval_nll(model_type, tiny_data):
 
 
 def test_a_bigram_word_score_is_the_product_of_its_pair_probabilities(tiny_data):
-    model = fitted("bigram", tiny_data)
+    model = ready("bigram", tiny_data)
     probs = model.logprobs.detach().double().exp()
     ids = [0, *tiny_data.vocab.encode("emma"), 0]
     expected = [probs[a, b].item() for a, b in zip(ids, ids[1:])]
@@ -48,14 +43,14 @@ def test_a_bigram_word_score_is_the_product_of_its_pair_probabilities(tiny_data)
 
 
 def test_a_word_scores_the_same_alone_or_among_others(tiny_data):
-    model = fitted("mlp", tiny_data)
+    model = ready("mlp", tiny_data)
     alone = S.score_words(model, tiny_data, ["anna"])[0]
     among = S.score_words(model, tiny_data, ["christopher", "anna", "bo"])[1]
     assert alone.surprisal == pytest.approx(among.surprisal, abs=1e-5)
 
 
 def test_unscorable_words_are_named_in_one_message(tiny_data):
-    model = fitted("transformer", tiny_data)  # reads at most the longest item
+    model = ready("transformer", tiny_data)  # reads at most the longest item
     too_long = "a" * (tiny_data.max_item_length + 1)
     with pytest.raises(S.ScoreError) as e:
         S.score_words(model, tiny_data, ["emma", "zoë", too_long])

@@ -14,8 +14,7 @@ from makemore.data import Dataset, Vocab
 from makemore.likely import SearchError, cat_rows, most_likely, search
 from makemore.sample import generate_ended, sample
 from makemore.score import score_words
-from tests.conftest import small_model
-from tests.test_constraints import chi2_critical
+from tests.conftest import chi2_critical, fitted, small_model
 
 ITEMS = ["ab", "abc", "ca", "bca", "cab", "a", "bb", "acca", "bac", "cc", "abca", "ba", "cba", "aab"]
 
@@ -31,10 +30,7 @@ def models(abc):
     """Small untrained models of each family (windows, recurrent, attention, convolution, counts)."""
     out = {}
     for model_type in ("bigram", "mlp", "lstm", "transformer", "wavenet"):
-        model = small_model(model_type, abc.vocab.size, abc.max_item_length).eval()
-        if not model.trainable:
-            model.fit(*abc.train.windows(1).get(torch.arange(len(abc.train.windows(1)))))
-        out[model_type] = model
+        out[model_type] = fitted(small_model(model_type, abc.vocab.size, abc.max_item_length).eval(), abc)
     return out
 
 

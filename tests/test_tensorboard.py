@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import quick_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from makemore import lrfind
 from makemore.runs import train_run
+from tests.conftest import quick_config
 
 
 def load(folder: Path) -> dict:

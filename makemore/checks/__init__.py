@@ -25,8 +25,6 @@ manual) with autograd, tensor by tensor, as the course's cmp() does.
 
 from __future__ import annotations
 
-import torch
-
 from .. import config as C
 from ..data import Dataset
 from ..models import Model
@@ -51,9 +49,8 @@ __all__ = ["CheckResult", "GradientRow", "check_batch_independence", "check_bias
 
 def run_checks(model: Model, data: Dataset, train_cfg: C.TrainConfig, overfit_steps: int = 1000) -> list[CheckResult]:
     """Every check, on an untrained model (count models are fitted first); the last one trains the model."""
-    if not model.trainable:
-        examples = model.examples(data.train)
-        model.fit(*examples.get(torch.arange(len(examples), device=data.train.x.device)))
+    if model.needs_fit:
+        model.fit_split(data.train)
     checks = [("initial loss", lambda: check_initial_loss(model, data)),
               ("causality", lambda: check_causality(model, data)),
               ("batch independence", lambda: check_batch_independence(model, data)),

@@ -85,10 +85,8 @@ def check_causality(model: Model, data: Dataset, num_items: int = 8) -> CheckRes
     items = [s for s in data.train.items if len(s) >= 2][:num_items]
     cases = [(i, k) for i, s in enumerate(items) for k in range(len(s))]
     changed = [items[i][:k] + "".join(swap[c] for c in items[i][k:]) for i, k in cases]
-    was_training = model.training
-    model.eval()
-    base, other = position_logits(model, items, data.vocab), position_logits(model, changed, data.vocab)
-    model.train(was_training)
+    with model.evaluating():
+        base, other = position_logits(model, items, data.vocab), position_logits(model, changed, data.vocab)
     worst, bad = 0.0, []
     for (i, k), logits in zip(cases, other):
         ok, diff = logits_match(base[i][: k + 1], logits[: k + 1])
@@ -109,12 +107,10 @@ def check_batch_independence(model: Model, data: Dataset, n: int = 32) -> CheckR
     name = "batch independence"
     examples = model.examples(data.dev)
     x = examples.get(torch.arange(min(n, len(examples)), device=data.dev.x.device))[0]
-    was_training = model.training
-    model.eval()
-    whole = model(x)[0]
-    alone = torch.cat([model(x[i:i + 1])[0] for i in range(len(x))])
-    flipped = model(x.flip(0))[0].flip(0)
-    model.train(was_training)
+    with model.evaluating():
+        whole = model(x)[0]
+        alone = torch.cat([model(x[i:i + 1])[0] for i in range(len(x))])
+        flipped = model(x.flip(0))[0].flip(0)
     ok1, d1 = logits_match(whole, alone)
     ok2, d2 = logits_match(whole, flipped)
     norms = sum(1 for m in model.modules() if is_batch_norm(m))

@@ -15,7 +15,7 @@ from .. import score as S
 from ..api import load
 from ..config import ConfigError
 from ..data import read_items
-from ..evaluate import nll_lines
+from ..evaluate import nll_table
 from ..export import export
 from ..mix import mix as mix_runs
 from ..plots import require_matplotlib
@@ -121,7 +121,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results))
     else:
-        print("\n".join(["exact NLL over each whole split:", *nll_lines(results), *label_lines(results)]))
+        print("\n".join([*nll_table(results), *label_lines(results)]))
     return 0
 
 
@@ -184,7 +184,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
     print(f"mixture of {len(runs)} runs, weights fitted on dev, written to {args.work_dir}:")
     for path, run, w, dev in zip(args.runs, runs, results["weights"], results["parts_dev_nll"]):
         print(f"  {w:.4f}  {run.model_type:12s} dev nll {dev:.4f}  {path}")
-    print("\n".join(["exact NLL over each whole split:", *nll_lines(results)]))
+    print("\n".join(nll_table(results)))
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
-from ..config import parse_override
+from ..configfile import parse_override
 from ..export import FORMATS
 from ..models import MODELS
 

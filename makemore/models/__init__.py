@@ -16,6 +16,8 @@ from .rnn import RNN
 from .transformer import Transformer
 from .wavenet import WaveNet
 
+DEFAULT_MODEL = "mlp"  # the type of a run whose config names none
+
 MODELS: dict[str, type[Model]] = {
     "bigram": Bigram,
     "nbigram": NeuralBigram,
@@ -44,4 +46,4 @@ def create_model(model_type: str, config, vocab_size: int, max_length: int | Non
     return model
 
 
-__all__ = ["MODELS", "Model", "ModelConfigError", "SequenceModel", "WindowModel", "create_model"]
+__all__ = ["DEFAULT_MODEL", "MODELS", "Model", "ModelConfigError", "SequenceModel", "WindowModel", "create_model"]

@@ -6,7 +6,11 @@ A model owns how it reads a batch and how it generates:
 - examples(split): the split as training/evaluation examples, with len() and get(rows) -> (x, y);
 - init_state(n) and step(tokens, state) -> (logits (n, V), state): generation one character at a
   time, carrying whatever the model needs (a context window, a hidden state, a key/value cache,
-  per-layer queues); keep(state, rows) drops the rows of finished words.
+  per-layer queues); keep(state, rows) drops the rows of finished words;
+- what the spine asks instead of testing a model's family: position_logits(idx) (the next-character
+  logits at every position of whole items), context_width, needs_fit and fit_split(split), describe,
+  kind and standalone (what an export records, whether it is one checkpoint), and `with
+  model.evaluating():` (eval mode, the mode found given back).
 
 WindowModel and SequenceModel give the two families their defaults; a model overrides step() to
 carry state instead of re-reading its input.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -222,12 +227,72 @@ class Model(nn.Module):
         """Learned numbers: parameters, or for a count model its table of probabilities."""
         return sum(p.numel() for p in self.parameters())
 
+    # What the spine asks of a model, so that nothing outside makemore/models/ tests a model's family.
+
+    kind: ClassVar[str] = "model"  # what forward reads: "window" (the previous characters) or "sequence"
+    standalone: ClassVar[bool] = True  # one registered type with its own config and checkpoint (a mixture: no)
+
+    @property
+    def needs_fit(self) -> bool:
+        """Fitted by one counting pass over the train split (fit_split), not trained by gradient descent."""
+        return not self.trainable
+
+    def fit_split(self, split) -> None:
+        """Fit a count model on every example of the split (the train split), all in one pass."""
+        examples = self.examples(split)
+        self.fit(*examples.get(torch.arange(len(examples), device=split.x.device)))
+
+    def position_logits(self, idx: torch.Tensor) -> torch.Tensor:
+        """Next-character logits (B, T, V) at every position of idx (B, T): items, the start token first."""
+        raise NotImplementedError
+
+    def context_width(self, longest: int) -> int:
+        """Tokens a fixed-width reader (an exported graph) gives the model, for items up to longest characters."""
+        raise NotImplementedError
+
+    def describe(self, model_type: str) -> str:
+        """How a run of this model is named: its registered type (a mixture names its parts and weights)."""
+        return model_type
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[Model]:
+        """Eval mode inside (batch norm on its running statistics, no dropout); the mode found, restored after.
+
+        The mode is switched only when needed: switching walks every module, which costs as much as a word.
+        """
+        was_training = self.training
+        if was_training:
+            self.eval()
+        try:
+            yield self
+        finally:
+            if was_training:
+                self.train()
+
+
+def shrink_head(head: nn.Module, scale: float = 0.1) -> None:
+    """Start unconfident: a first loss near ln(V), not a hockey stick (the output layer scaled down, no bias)."""
+    with torch.no_grad():
+        head.weight.mul_(scale)
+        if head.bias is not None:
+            head.bias.zero_()
+
 
 carry_labels(Model)
 
 
 class WindowModel(Model):
     """Reads idx (B, block_size), the previous characters, and returns logits (B, V) for the next one."""
+
+    kind = "window"
+
+    def position_logits(self, idx):
+        k = self.block_size  # the window ending at each position, boundary-padded on the left as Split.windows pads
+        windows = F.pad(idx, (k - 1, 0)).unfold(1, k, 1)  # (B, T, k)
+        return self(windows.reshape(-1, k))[0].view(*idx.shape, -1)
+
+    def context_width(self, longest):
+        return self.block_size
 
     @property
     def block_size(self) -> int:
@@ -250,6 +315,14 @@ class SequenceModel(Model):
 
     The default step re-reads the whole prefix; models that carry a state override it.
     """
+
+    kind = "sequence"
+
+    def position_logits(self, idx):
+        return self(idx)[0]
+
+    def context_width(self, longest):
+        return self.context_limit or longest + 1
 
     def examples(self, split):
         return split.sequences()
@@ -298,9 +371,7 @@ class RecurrentModel(SequenceModel):
         self.build(config, vocab_size)  # embedding, layers, start state: the subclass's own parts
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.n_embd2, vocab_size)
-        with torch.no_grad():  # start unconfident: a first loss near ln(V), not a hockey stick
-            self.head.weight.mul_(0.1)
-            self.head.bias.zero_()
+        shrink_head(self.head)
 
     def build(self, config: RecurrentConfig, vocab_size: int) -> None:
         """Create the embedding, the recurrent layers and the learned start state."""

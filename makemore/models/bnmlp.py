@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-
-from .base import WindowModel, sizes_problems
+from .base import WindowModel, shrink_head, sizes_problems
 from .layers import BatchNorm1d, Embedding, Linear, ManualCrossEntropy, Sequential, Tanh
 
 
@@ -52,8 +50,7 @@ class BNMLP(WindowModel):
                        BatchNorm1d(c.n_embd2, manual=manual), Tanh(manual=manual)]
         self.hidden = Sequential(*layers)
         self.head = Linear(c.n_embd2, vocab_size, manual=manual)
-        with torch.no_grad():  # start unconfident: a first loss near ln(V), not a hockey stick
-            self.head.weight.mul_(0.1)
+        shrink_head(self.head)
 
     def forward(self, idx, targets=None):
         emb = self.wte(idx)  # (B, T, C)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from .base import ModelConfigError, SequenceModel, sizes_problems
+from .base import ModelConfigError, SequenceModel, shrink_head, sizes_problems
 from .layers import Embedding
 
 
@@ -60,9 +60,7 @@ class BoW(SequenceModel):
         self.fc = nn.Linear(c.n_embd, c.n_embd2)
         self.proj = nn.Linear(c.n_embd2, c.n_embd)
         self.head = nn.Linear(c.n_embd, vocab_size)
-        with torch.no_grad():  # start unconfident: a first loss near ln(V), not a hockey stick
-            self.head.weight.mul_(0.1)
-            self.head.bias.zero_()
+        shrink_head(self.head)
 
     @property
     def context_limit(self) -> int:

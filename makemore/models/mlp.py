@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .base import WindowModel, sizes_problems
+from .base import WindowModel, shrink_head, sizes_problems
 from .layers import Embedding, ManualCrossEntropy, ManualLinear, ManualTanh
 
 
@@ -42,9 +42,7 @@ class MLP(WindowModel):
         self.wte = Embedding(vocab_size, c.n_embd, manual=c.backward == "manual")
         self.hidden = nn.Linear(c.block_size * c.n_embd, c.n_embd2)
         self.head = nn.Linear(c.n_embd2, vocab_size)
-        with torch.no_grad():  # start unconfident: a first loss near ln(V), not a hockey stick
-            self.head.weight.mul_(0.1)
-            self.head.bias.zero_()
+        shrink_head(self.head)
 
     def forward(self, idx, targets=None):
         if self.config.backward == "autograd" and self.use_tables(idx.size(0)):

@@ -52,7 +52,7 @@ class SelfAttention(nn.Module):
             k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
         if cache is not None and t == 1 and b > 1:
             # one new position of many rows against the cache: two batched matmuls beat the fused kernel's CPU
-            # path for a single query (10,000 words: 0.76-0.81 s against 0.88-1.00 s); for one row they do not
+            # path for a single query (the sampling figures are in BENCHMARKS.md); for one row they do not
             y = ((q @ k.transpose(-2, -1)) * q.size(-1) ** -0.5).softmax(dim=-1) @ v
         else:
             p = self.dropout if self.training else 0.0

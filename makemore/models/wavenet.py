@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import ModelConfigError, WindowModel, keep_rows, sizes_problems
+from .base import ModelConfigError, WindowModel, keep_rows, shrink_head, sizes_problems
 from .layers import BatchNorm1d, Embedding, FlattenConsecutive, Linear, Sequential, Tanh
 
 
@@ -63,8 +63,7 @@ class WaveNet(WindowModel):
                        BatchNorm1d(c.n_embd2), Tanh()]
         self.hidden = Sequential(*layers)
         self.head = Linear(c.n_embd2, vocab_size)
-        with torch.no_grad():  # start unconfident: a first loss near ln(V), not a hockey stick
-            self.head.weight.mul_(0.1)
+        shrink_head(self.head)
 
     def forward(self, idx, targets=None):
         emb = self.wte(idx)  # (B, T, C)
