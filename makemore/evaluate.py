@@ -75,3 +75,10 @@ def nll_table(losses: dict, which: str = "", splits: tuple[str, ...] = ("train",
     return [f"{which}exact NLL over each whole split:"] + [
         f"  {name:5s} nll {losses[name]['nll']:.4f}  ({losses[name]['bpc']:.4f} bits/char)"
         for name in splits if name in losses]
+
+
+def label_lines(results: dict) -> list[str]:
+    """A labelled run's NLL of each label's items, one line a label."""
+    fmt = lambda x: "   -  " if x is None else f"{x:.4f}"  # noqa: E731 - a split may hold none of a label's items
+    return [f"  label {label}: " + "  ".join(f"{split} {fmt(nll)}" for split, nll in splits.items())
+            for label, splits in results.get("labels", {}).items()]

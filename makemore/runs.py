@@ -23,7 +23,7 @@ from .compare import RESULTS
 from .data import Dataset, load_dataset
 from .device import autocast_dtype, resolve_device
 from .diagnostics import DIAG_FILE, Diagnostics
-from .evaluate import evaluate, nll_table
+from .evaluate import evaluate, evaluate_labels, label_lines, nll_table
 from .labeled import load_labeled
 from .models import DEFAULT_MODEL, MODELS, Model, create_model
 from .plots import FIGURES
@@ -287,6 +287,8 @@ def _train_and_report(cfg: C.Config, data: Dataset, model: Model, state: dict | 
         model.load_state_dict(best["model"])
     D.sync_from_main(model.state_dict().values())
     losses = evaluate(model, data)
+    if data.labels:  # every process evaluates its share of each label too
+        losses["labels"] = evaluate_labels(model, data)
     if not main:
         return {"stopped": result.stopped, "samples": []}
     results = {"type": cfg.model_type, "params": model.num_params(), "steps": best["step"],
@@ -294,7 +296,7 @@ def _train_and_report(cfg: C.Config, data: Dataset, model: Model, state: dict | 
                "wall_seconds": round(result.wall_before + time.perf_counter() - t_start, 2),
                "stopped": result.stopped, **losses}
     checkpoint.save_text(work_dir / RESULTS, json.dumps(results, indent=2) + "\n", "results")
-    for line in nll_table(losses, f"best checkpoint (step {best['step']}), "):
+    for line in nll_table(losses, f"best checkpoint (step {best['step']}), ") + label_lines(losses):
         write(line)
     if result.stopped == "target":
         write(f"time to target dev nll {cfg.train.target_loss}: {results['wall_seconds']:.1f}s wall clock")

@@ -15,7 +15,7 @@ from .. import score as S
 from ..api import load
 from ..config import ConfigError
 from ..data import read_items
-from ..evaluate import nll_table
+from ..evaluate import label_lines, nll_table
 from ..export import export
 from ..mix import mix as mix_runs
 from ..plots import require_matplotlib
@@ -123,13 +123,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         print("\n".join([*nll_table(results), *label_lines(results)]))
     return 0
-
-
-def label_lines(results: dict) -> list[str]:
-    """A labelled run's NLL of each label's items, one line a label."""
-    fmt = lambda x: "   -  " if x is None else f"{x:.4f}"  # noqa: E731 - a split may hold none of a label's items
-    return [f"  label {label}: " + "  ".join(f"{split} {fmt(nll)}" for split, nll in splits.items())
-            for label, splits in results.get("labels", {}).items()]
 
 
 def score_words_of(args: argparse.Namespace) -> list[str]:

@@ -18,7 +18,7 @@ class BigramConfig:
     """Add-k smoothing: k is added to every pair count before normalizing (0 = none; a character never seen
     before another in training then predicts uniformly)."""
 
-    label_weight: float = 0.5
+    label_weight: float = 0.7
     """Labelled data: P(next | previous, label) is this much of the label's own counts, the rest the pooled ones."""
 
     def problems(self) -> list[str]:

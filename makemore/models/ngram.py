@@ -44,7 +44,7 @@ class NgramConfig:
     """Blend each order with the lower ones; false uses order N alone with add-k smoothing."""
     smoothing: float = 1.0
     """Without interpolation: add-k, k added to every count (as the bigram's smoothing)."""
-    label_weight: float = 0.5
+    label_weight: float = 0.7
     """Labelled data: P(next | context, label) is this much of the label's own n-grams, the rest the pooled ones."""
 
     def problems(self) -> list[str]:
