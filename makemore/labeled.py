@@ -34,8 +34,8 @@ def read_labeled(path: str | Path | None, encoding: str = "utf-8") -> tuple[list
     once = sorted((first_line[label], label) for label, n in collections.Counter(labels).items() if n == 1)
     if once:
         number, label = once[0]
-        raise DataError(f"{where}, line {number}: label {label!r} has only this item ({len(once)} labels have one); "
-                        f"a label needs at least two items, so that one is in train: remove or merge it")
+        raise DataError(f"{where}, line {number}: label {label!r} has only this item (labels with one item: "
+                        f"{len(once)}); a label needs at least two items, so that one is in train: remove or merge it")
     return items, labels
 
 
