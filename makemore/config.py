@@ -156,8 +156,9 @@ class SampleConfig:
     """Keep only words in which this regular expression is found (Python re.search), by rejection."""
     match: str | None = None
     """Only words that this regular expression matches as a whole (compiled by interegular to an automaton)."""
-    min_length: int = 0
-    """Shortest word: the model may not end a word before this many characters."""
+    min_length: int = 1
+    """Shortest word: the model may not end a word before this many characters. At least 1: an empty item is
+    not a word (0, as older runs saved it, is taken as 1)."""
     max_length: int | None = None
     """Longest word: words the model has not ended within this many characters are rejected
     (None: words are cut at twice the longest training item)."""

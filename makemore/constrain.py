@@ -147,7 +147,7 @@ class Automaton:
 def describe(min_length: int, max_length: int) -> str:
     if min_length == max_length:
         return f"exactly {max_length} characters"
-    return f"{min_length} to {max_length} characters" if min_length else f"at most {max_length} characters"
+    return f"{min_length} to {max_length} characters" if min_length > 1 else f"at most {max_length} characters"
 
 
 def compile_constraints(vocab: Vocab, *, match: str | None = None, suffix: str = "", contains: str = "",

@@ -244,7 +244,7 @@ class Search:
 
 
 def most_likely(model: Model, data: Dataset, num: int, *, prefix: str = "", suffix: str = "", contains: str = "",
-                match: str | None = None, regex: str | None = None, min_length: int = 0,
+                match: str | None = None, regex: str | None = None, min_length: int = 1,
                 max_length: int | None = None, novel: bool = False, budget: int | None = None,
                 labels: torch.Tensor | None = None) -> tuple[list[str], list[float], SearchStats]:
     """The num most likely words (of one character or more) that meet the constraints, as sample() takes them.

@@ -78,6 +78,7 @@ def generate_ended(model: Model, vocab: Vocab, num: int, max_length: int, temper
     if unknown:
         raise SampleError(f"prefix {prefix!r} has characters not in the vocabulary: {''.join(unknown)!r}; "
                           f"use only characters of the training data")
+    min_length = max(1, min_length)  # an empty item is not a word: the end is never the first token drawn
     max_length = length_cap(model, max_length, prefix, min_length)
     words, ended = [], []
     with model.evaluating():  # batch norm on running statistics: a sample must not depend on its batch-mates
@@ -230,7 +231,7 @@ def default_tries(num: int) -> int:
 
 def sample(model: Model, data: Dataset, num: int, generator: torch.Generator, *, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, prefix: str = "", suffix: str = "",
-           contains: str = "", regex: str | None = None, match: str | None = None, min_length: int = 0,
+           contains: str = "", regex: str | None = None, match: str | None = None, min_length: int = 1,
            max_length: int | None = None, novel: bool = False, unique: bool = False, tries: int | None = None,
            constrain: str = "mask", batch_size: int = 16_384,
            label_weights: torch.Tensor | None = None) -> tuple[list[str], list[str], SampleStats]:
@@ -296,6 +297,7 @@ def word_constraints(model: Model, vocab: Vocab, prefix: str, suffix: str, conta
     """The automaton of the word constraints, checked before any model step; None when there are none."""
     if not (suffix or contains or match or max_length is not None):
         return None
+    min_length = max(1, min_length)  # as generate_ended draws: never the empty word
     return compile_constraints(vocab, match=match, suffix=suffix, contains=contains, prefix=prefix,
                                min_length=min_length, max_length=length_cap(model, cap, prefix, min_length))
 

@@ -15,6 +15,10 @@ from .sample import tag
 LN2 = math.log(2)
 
 
+EMPTY = ("an empty word has no characters to score: give words of one character or more (blank lines of a "
+         "--file or of standard input are skipped, as training skips them)")
+
+
 class ScoreError(ValueError):
     """Words that cannot be scored: characters outside the vocabulary, or longer than the model reads."""
 
@@ -74,7 +78,9 @@ def problems(model: Model, data: Dataset, words: list[str]) -> dict[str, str]:
     out = {}
     for w in words:
         unknown = data.vocab.unknown(w)
-        if unknown:
+        if not w:
+            out[w] = EMPTY
+        elif unknown:
             out[w] = f"{''.join(unknown)!r} not in the vocabulary"
         elif limit is not None and len(w) + 1 > limit:
             out[w] = f"longer than the {limit - 1} characters this model reads"
@@ -83,6 +89,8 @@ def problems(model: Model, data: Dataset, words: list[str]) -> dict[str, str]:
 
 def problems_message(bad: dict[str, str]) -> str:
     """One line naming the words that cannot be scored (the first few) and what to do."""
+    if list(bad) == [""]:
+        return EMPTY
     named = "; ".join(f"{w!r}: {why}" for w, why in list(bad.items())[:5])
     more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
     return f"cannot score {len(bad)} word(s): {named}{more}; remove them or pass --skip-unknown to skip them"

@@ -626,6 +626,24 @@ def test_a_damaged_checkpoint_is_a_clear_error(change, pattern, inputs, tmp_path
     assert code == 2 and len(err.strip().splitlines()) == 1 and re.search(pattern, err), err
 
 
+# ---------------------------------------------------------------- no wrong answer without an error
+
+def test_no_empty_word_is_sampled_searched_or_scored(inputs):
+    """An empty item is not a word: never drawn (even when the model ends words at once), found or scored."""
+    from makemore.api import load
+
+    run = load(inputs / "trained")
+    words = run.sample(2000, seed=0)
+    assert len(words) == 2000 and "" not in words
+    assert "" not in run.sample(300, min_length=0, seed=1)  # 0 is taken as 1
+    assert "" not in run.sample(20, most_likely=True)
+    code, out, err = run_cli(["sample", "-o", str(inputs / "trained"), "-n", "300", "--novel", "--unique", "--plain"])
+    assert code == 0 and "" not in out.splitlines(), err
+    code, _, err = run_cli(["score", "-o", str(inputs / "trained"), ""])
+    assert code == 2 and err.startswith("makemore: error: an empty word has no characters to score"), err
+    assert err.count("\n") == 1
+
+
 def print_table() -> None:
     """The RELIABILITY.md table: every bad input, its exit code and the message it got."""
     with tempfile.TemporaryDirectory() as tmp:

@@ -125,7 +125,8 @@ def add_sample_flags(p: argparse.ArgumentParser) -> tuple[str, ...]:
                        "draw: --temperature, --top-k, --top-p and --tries do not apply)"),
         g.add_argument("--budget", type=int, help="most prefixes the --most-likely search expands (default "
                        "100,000); when it runs out: the words found, a message, exit 2"),
-        g.add_argument("--min-length", type=int, help="shortest word: the model may not end a word before it"),
+        g.add_argument("--min-length", type=int, help="shortest word: the model may not end a word before it "
+                       "(default 1: an empty item is not a word, so 0 is taken as 1)"),
         g.add_argument("--max-length", type=int, help="longest word: words not ended within it are rejected "
                        "(default: cut at twice the longest training item)"),
         g.add_argument("--novel", action="store_true", default=None, help="keep only words in no split of the data"),
