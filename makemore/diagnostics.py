@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .output import dumps, nan_for_null
+
 DIAG_FILE = "diagnostics.jsonl"
 SATURATION = 0.97
 BINS = 60
@@ -140,7 +142,7 @@ class Diagnostics:
         self.records.append(record)
         if self.path is not None:
             with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(dumps(record) + "\n")
         self._log(record)
         self._stats = {}
 
@@ -209,7 +211,7 @@ def read_diagnostics(run_dir: str | Path) -> list[dict]:
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             try:
-                records.append(json.loads(line))
+                records.append(nan_for_null(json.loads(line)))  # NaN statistics are written as null
             except ValueError:  # a line cut short by a crash: keep the rest
                 continue
     by_step = {r["step"]: r for r in records}  # a resumed run may repeat steps: the later record wins

@@ -29,6 +29,7 @@ from torch import nn
 
 from . import checkpoint
 from . import config as C
+from .output import dumps
 
 ONNX_FORMAT, SAFETENSORS_FORMAT, VERSION = "makemore-onnx", "makemore-safetensors", 1
 FORMATS = ("onnx", "safetensors")
@@ -104,7 +105,7 @@ def export_onnx(run, path: str | Path) -> Path:
                           f"use --format safetensors") from None
     graph = onnx.load_from_string(buffer.getvalue())
     entry = graph.metadata_props.add()
-    entry.key, entry.value = "makemore", json.dumps(meta)
+    entry.key, entry.value = "makemore", dumps(meta)
     path = Path(path)
     checkpoint.atomic_write(path, lambda f: f.write(graph.SerializeToString()), "ONNX file")
     return path
@@ -122,7 +123,7 @@ def export_safetensors(run, path: str | Path) -> tuple[Path, Path]:
             "duplicates": run.data.duplicates}
     checkpoint.atomic_write(path, lambda f: f.write(st.save(weights)), "safetensors file")
     side = path.with_suffix(".json")
-    checkpoint.save_text(side, json.dumps(meta) + "\n", "export JSON")
+    checkpoint.save_text(side, dumps(meta) + "\n", "export JSON")
     return path, side
 
 

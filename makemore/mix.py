@@ -20,6 +20,7 @@ from . import config as C
 from .data import Dataset, Split
 from .evaluate import evaluate, target_nlls
 from .models import Model, SequenceModel
+from .output import dumps
 
 MIXTURE_FILE = "mixture.json"
 FORMAT, VERSION = "makemore-mixture", 1
@@ -157,10 +158,10 @@ def mix(runs: list, names: list[str], out: str | Path, overwrite: bool = False) 
     parts_dev = dev.mean(0).tolist()  # each part's exact dev NLL (eval's, summed in another order)
     meta = {"format": FORMAT, "version": VERSION, "parts": files, "sources": [str(n) for n in names],
             "types": [run.cfg.model_type for run in runs], "weights": weights}
-    checkpoint.save_text(out / MIXTURE_FILE, json.dumps(meta, indent=2) + "\n", "mixture")
+    checkpoint.save_text(out / MIXTURE_FILE, dumps(meta, indent=2) + "\n", "mixture")
     results = {"type": "mixture", "params": model.num_params(), "steps": 0, "parts": meta["types"],
                "weights": weights, "parts_dev_nll": parts_dev, **losses}
-    checkpoint.save_text(out / "results.json", json.dumps(results, indent=2) + "\n", "results")
+    checkpoint.save_text(out / "results.json", dumps(results, indent=2) + "\n", "results")
     return results
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
@@ -26,6 +25,7 @@ from .diagnostics import DIAG_FILE, Diagnostics
 from .evaluate import evaluate, evaluate_labels, label_lines, nll_table
 from .labeled import load_labeled
 from .models import DEFAULT_MODEL, MODELS, Model, create_model
+from .output import dumps
 from .plots import FIGURES
 from .sample import generate_tagged
 from .tracking import Tracker
@@ -295,7 +295,7 @@ def _train_and_report(cfg: C.Config, data: Dataset, model: Model, state: dict | 
                "final_step": result.step, "train_seconds": round(result.seconds, 2),
                "wall_seconds": round(result.wall_before + time.perf_counter() - t_start, 2),
                "stopped": result.stopped, **losses}
-    checkpoint.save_text(work_dir / RESULTS, json.dumps(results, indent=2) + "\n", "results")
+    checkpoint.save_text(work_dir / RESULTS, dumps(results, indent=2) + "\n", "results")
     for line in nll_table(losses, f"best checkpoint (step {best['step']}), ") + label_lines(losses):
         write(line)
     if result.stopped == "target":

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
-import json
 import os
 import re
 import signal
@@ -41,6 +40,7 @@ import yaml
 from . import config as C
 from . import configfile
 from .compare import RESULTS, by_dev_nll, markdown_table, result_row, write_csv
+from .output import dumps
 from .runs import DIVERGED, RunInUse, build_config, train_run
 from .train import TrainingDiverged
 
@@ -280,7 +280,7 @@ def run_sweep(sweep: Sweep, progress: bool = True, write=print, only: str | None
             continue
         except TrainingDiverged as e:
             marker = Path(run.cfg.work_dir) / DIVERGED
-            marker.write_text(json.dumps({"error": str(e)}) + "\n", encoding="utf-8")
+            marker.write_text(dumps({"error": str(e)}) + "\n", encoding="utf-8")
             write(f"{where}: {e}")
             continue
         if result.get("stopped") == "interrupted":

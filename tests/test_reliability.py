@@ -10,6 +10,7 @@ import errno
 import hashlib
 import importlib
 import io
+import json
 import os
 import re
 import shutil
@@ -642,6 +643,51 @@ def test_no_empty_word_is_sampled_searched_or_scored(inputs):
     code, _, err = run_cli(["score", "-o", str(inputs / "trained"), ""])
     assert code == 2 and err.startswith("makemore: error: an empty word has no characters to score"), err
     assert err.count("\n") == 1
+
+
+def strict_json(text: str):
+    """Parse as a strict parser does: NaN, Infinity and -Infinity are not JSON."""
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def nan_run(inputs: Path, root: Path) -> Path:
+    """A copy of the trained run whose weights are all NaN: every figure it gives is NaN."""
+    work = root / "nan-run"
+    shutil.copytree(inputs / "trained", work)
+    state = torch.load(work / "model.pt", weights_only=True)
+    state["model"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                      for k, v in state["model"].items()}
+    torch.save(state, work / "model.pt")
+    return work
+
+
+def test_every_json_output_is_strict_json_with_null_for_nan(inputs, tmp_path):
+    bad = nan_run(inputs, tmp_path)
+    good = inputs / "trained"
+    commands = [["eval", "-o", str(bad), "--json"],
+                ["sample", "-o", str(bad), "-n", "3", "--json"],
+                ["score", "-o", str(bad), "emma", "--chars", "--json"],
+                ["score", "-o", str(good), "Zoë", "--skip-unknown", "--json"],  # every word skipped: no mean
+                ["sample", "-o", str(good), "-n", "3", "--most-likely", "--json"]]
+    for args in commands:
+        code, out, err = run_cli(args)
+        assert code == 0, (args, err)
+        strict_json(out)  # raises on NaN
+    code, out, _ = run_cli(["eval", "-o", str(bad), "--json"])
+    assert strict_json(out)["dev"]["nll"] is None
+    code, out, _ = run_cli(["score", "-o", str(good), "Zoë", "--skip-unknown", "--json"])
+    assert strict_json(out)["total"]["nll"] is None and strict_json(out)["skipped"] == ["Zoë"]
+
+
+def test_the_json_helper_writes_null_for_nan_and_diagnostics_read_it_back():
+    from makemore.output import dumps, nan_for_null
+
+    text = dumps({"a": float("nan"), "b": [float("inf"), 1.5, (float("-inf"), 2)], "c": "NaN"})
+    assert text == '{"a": null, "b": [null, 1.5, [null, 2]], "c": "NaN"}' and strict_json(text)
+    back = nan_for_null(json.loads(text))
+    assert back["b"][1] == 1.5 and all(v != v for v in (back["a"], back["b"][0]))
 
 
 def print_table() -> None:

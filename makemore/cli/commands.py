@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 import warnings
@@ -18,6 +17,7 @@ from ..data import read_items
 from ..evaluate import label_lines, nll_table
 from ..export import export
 from ..mix import mix as mix_runs
+from ..output import dumps
 from ..plots import require_matplotlib
 from ..runs import build_config, train_run
 from .parser import SAMPLE_FLAGS, config_overrides
@@ -79,13 +79,13 @@ def print_samples(run, samples, args: argparse.Namespace) -> None:
     """Words one a line (with their origin unless --plain), or JSON with origins and NLLs; to --output or stdout."""
     labels = samples.labels or [None] * len(samples)
     if args.json and samples.logprobs is not None:  # the most likely words: the search's own figures
-        text = json.dumps({"samples": [{"word": w, "origin": o, "prob": p, "logprob": lp, "nll": n, "label": la}
+        text = dumps({"samples": [{"word": w, "origin": o, "prob": p, "logprob": lp, "nll": n, "label": la}
                                        for w, o, p, lp, n, la in zip(samples, samples.origins, samples.probs,
                                                                      samples.logprobs, samples.nlls, labels)],
                            "stats": samples.stats.to_dict()}) + "\n"
     elif args.json:
         scores = scores_by_label(run, list(samples), labels)
-        text = json.dumps({"samples": [{"word": s.word, "origin": s.origin, "nll": s.nll, "bpc": s.bpc,
+        text = dumps({"samples": [{"word": s.word, "origin": s.origin, "nll": s.nll, "bpc": s.bpc,
                                         "logprob": s.logprob, "label": la} for s, la in zip(scores, labels)],
                            "stats": samples.stats.to_dict()}) + "\n"
     elif args.plain or args.output:
@@ -119,7 +119,7 @@ def scores_by_label(run, words: list[str], labels: list) -> list:
 def cmd_eval(args: argparse.Namespace) -> int:
     results = load(args.work_dir, args.checkpoint, device=args.device or "auto").evaluate()
     if args.json:
-        print(json.dumps(results))
+        print(dumps(results))
     else:
         print("\n".join([*nll_table(results), *label_lines(results)]))
     return 0
@@ -149,7 +149,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     overall = S.total(scores)
     if args.json:
         words = [s.to_dict(args.chars) | ({"labels": r} if ranks else {}) for s, r in zip(scores, ranks or scores)]
-        print(json.dumps({"words": words, "total": overall, "skipped": list(skipped)}))
+        print(dumps({"words": words, "total": overall, "skipped": list(skipped)}))
         return 0
     tty = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     for i, line in enumerate(S.table(scores)):
