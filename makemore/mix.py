@@ -20,7 +20,7 @@ from . import config as C
 from .data import Dataset, Split
 from .evaluate import evaluate, target_nlls
 from .models import Model, SequenceModel
-from .output import dumps
+from .output import dumps, shorten
 
 MIXTURE_FILE = "mixture.json"
 FORMAT, VERSION = "makemore-mixture", 1
@@ -144,6 +144,9 @@ def mix(runs: list, names: list[str], out: str | Path, overwrite: bool = False) 
     data = runs[0].data
     parts = [run.model for run in runs]
     dev = part_nlls(parts, data.dev)
+    for name, nll in zip(names, dev.mean(0).tolist()):
+        if not math.isfinite(nll):
+            raise MixError(f"{name} has dev NLL {nll}: its weights are broken (NaN or inf); mix runs that evaluate")
     weights = fit_weights(dev)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -165,17 +168,49 @@ def mix(runs: list, names: list[str], out: str | Path, overwrite: bool = False) 
     return results
 
 
+def weights_problem(files, weights) -> str | None:
+    """What is wrong with a mixture's part files and weights as written in mixture.json, or None."""
+    if not isinstance(files, list) or not isinstance(weights, list) or len(files) < 2:
+        return "it needs a list of at least two parts and a list of their weights"
+    if len(weights) != len(files):
+        return f"{len(weights)} weights for {len(files)} parts"
+    for name, w in zip(files, weights):
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            return f"{shorten(str(name))} is not a file of the mixture's folder"
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+            return f"weight {shorten(str(w)) if isinstance(w, str) else w} of {name} is not a finite number"
+        if w < 0:
+            return f"weight {w} of {name} is negative"
+    if abs(math.fsum(weights) - 1.0) > 1e-6:
+        return f"weights sum to {math.fsum(weights):.6g}, not 1"
+    return None
+
+
 def load_mixture(folder: Path, device: str = "cpu") -> tuple[C.Config, Dataset, Mixture]:
-    """A mixture run folder's config (its first part's), data and model."""
+    """A mixture run folder's config (its first part's), data and model; mixture.json is checked first."""
+    path = folder / MIXTURE_FILE
     try:
-        meta = json.loads((folder / MIXTURE_FILE).read_text(encoding="utf-8"))
-        files, weights = meta["parts"], meta["weights"]
-        ok = meta.get("format") == FORMAT and len(files) == len(weights) >= 2 and math.isclose(sum(weights), 1.0)
-    except (OSError, ValueError, KeyError, TypeError):
-        ok = False
-    if not ok:
-        raise MixError(f"{folder / MIXTURE_FILE} is damaged or not a makemore mixture; make it again with makemore mix")
-    restored = [checkpoint.restore(checkpoint.load(folder / name), device) for name in files]
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise MixError(f"{path} is damaged or not a makemore mixture; make it again with makemore mix")
+    files, weights = meta.get("parts"), meta.get("weights")
+    problem = weights_problem(files, weights)
+    missing = next((name for name in files if not (folder / name).is_file()), None) if problem is None else None
+    if missing:
+        problem = f"its part {missing} does not exist"
+    if problem:
+        raise MixError(f"{path}: {problem}; restore the file or make the mixture again with makemore mix")
+    restored = []
+    for name in files:
+        try:
+            restored.append(checkpoint.restore(checkpoint.load(folder / name), device))
+        except checkpoint.CheckpointError as e:
+            raise MixError(f"{path}: part {name} cannot be loaded ({e}); make the mixture again with "
+                           f"makemore mix") from None
     cfg, data, _ = restored[0]
+    if any(d.vocab.chars != data.vocab.chars for _, d, _ in restored[1:]):
+        raise MixError(f"{path}: its parts have other vocabularies; make the mixture again with makemore mix")
     types = [c.model_type for c, _, _ in restored]
     return cfg, data, Mixture([model for _, _, model in restored], weights, types).to(device).eval()

@@ -690,6 +690,61 @@ def test_the_json_helper_writes_null_for_nan_and_diagnostics_read_it_back():
     assert back["b"][1] == 1.5 and all(v != v for v in (back["a"], back["b"][0]))
 
 
+@pytest.fixture(scope="module")
+def mixture(inputs, tmp_path_factory) -> Path:
+    """A mixture of the trained MLP and a bigram of the same file and split, made by makemore mix."""
+    root = tmp_path_factory.mktemp("mixture")
+    code, _, err = run_cli(["-i", str(inputs / "names.txt"), "-o", str(root / "bigram"), "--type", "bigram",
+                            "--no-progress"])
+    assert code == 0, err
+    code, _, err = run_cli(["mix", str(inputs / "trained"), str(root / "bigram"), "-o", str(root / "mix")])
+    assert code == 0, err
+    return root / "mix"
+
+
+def edited(mixture: Path, tmp_path: Path, **changes) -> Path:
+    """A copy of the mixture folder with mixture.json's fields changed as a hand edit would."""
+    work = tmp_path / "edited"
+    shutil.copytree(mixture, work)
+    meta = json.loads((work / "mixture.json").read_text())
+    (work / "mixture.json").write_text(json.dumps({**meta, **changes}))  # json.dumps writes NaN as a bare NaN
+    return work
+
+
+@pytest.mark.parametrize("changes,pattern", [
+    ({"weights": [1.5, -0.5]}, r"weight -0.5 of part1.pt is negative"),
+    ({"weights": [float("nan"), 1.0]}, r"weight nan of part0.pt is not a finite number"),
+    ({"weights": [0.3, 0.3]}, r"weights sum to 0.6, not 1"),
+    ({"weights": [0.5, 0.25, 0.25]}, r"3 weights for 2 parts"),
+    ({"weights": ["half", 0.5]}, r"weight 'half' of part0.pt is not a finite number"),
+    ({"parts": ["part0.pt", "part9.pt"]}, r"part9.pt does not exist"),
+    ({"parts": ["part0.pt", "../trained/model.pt"]}, r"'../trained/model.pt' is not a file of the mixture's folder"),
+])
+def test_an_edited_mixture_is_refused_at_load_naming_the_file(changes, pattern, mixture, tmp_path):
+    from makemore.api import load
+
+    work = edited(mixture, tmp_path, **changes)
+    for args in (["eval", "-o", str(work)], ["sample", "-o", str(work), "-n", "3"]):
+        code, out, err = run_cli(args)
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+        assert re.search(rf"{work / 'mixture.json'}: .*{pattern}.*makemore mix", err), err
+    with pytest.raises(ConfigError, match=pattern):
+        load(work)
+
+
+def test_a_run_with_nan_weights_is_not_mixed(inputs, tmp_path):
+    bad = nan_run(inputs, tmp_path)
+    code, _, err = run_cli(["mix", str(inputs / "trained"), str(bad), "-o", str(tmp_path / "mix")])
+    assert code == 2 and "has dev NLL nan: its weights are broken" in err and not (tmp_path / "mix").exists(), err
+
+
+def test_a_mixture_whose_part_is_damaged_is_refused_naming_the_mixture(mixture, tmp_path):
+    work = edited(mixture, tmp_path)
+    (work / "part1.pt").write_bytes((work / "part1.pt").read_bytes()[:100])
+    code, _, err = run_cli(["eval", "-o", str(work)])
+    assert code == 2 and err.count("\n") == 1 and "mixture.json: part part1.pt cannot be loaded" in err, err
+
+
 def print_table() -> None:
     """The RELIABILITY.md table: every bad input, its exit code and the message it got."""
     with tempfile.TemporaryDirectory() as tmp:
