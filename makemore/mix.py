@@ -138,9 +138,14 @@ def mix(runs: list, names: list[str], out: str | Path, overwrite: bool = False) 
         if run.labels:
             raise MixError(f"{name} is a labelled run, and mixtures do not carry labels yet: mix unlabelled runs")
     check_compatible(runs, names)
+    from .runs import TRAINED, RunLock, clear_run_files  # runs.py knows what every kind of run writes
+
     out = Path(out)
-    if any((out / name).exists() for name in (MIXTURE_FILE, "model.pt", "last.pt")) and not overwrite:
-        raise MixError(f"{out} already holds a run: pass --overwrite to replace it, or choose another -o")
+    if not overwrite and (out / MIXTURE_FILE).exists():
+        raise MixError(f"{out} already holds a mixture: pass --overwrite to replace it, or choose another -o")
+    if not overwrite and any((out / name).exists() for name in TRAINED):
+        raise MixError(f"{out} holds a trained run: pass --overwrite to replace it with this mixture, or choose "
+                       f"another -o")
     data = runs[0].data
     parts = [run.model for run in runs]
     dev = part_nlls(parts, data.dev)
@@ -152,6 +157,15 @@ def mix(runs: list, names: list[str], out: str | Path, overwrite: bool = False) 
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MixError(f"cannot create {out}: {e.strerror}; choose another -o") from None
+    with RunLock(out):  # no run trains the folder meanwhile; it then holds this mixture alone
+        clear_run_files(out, resume=False)
+        return write_mixture(runs, names, out, dev, weights)
+
+
+def write_mixture(runs: list, names: list[str], out: Path, dev: torch.Tensor, weights: list[float]) -> dict:
+    """The mixture folder's files: a checkpoint a part, mixture.json, results.json (every split evaluated)."""
+    data = runs[0].data
+    parts = [run.model for run in runs]
     files = []
     for i, run in enumerate(runs):
         files.append(f"part{i}.pt")  # the part's weights, config and data, without optimizer state

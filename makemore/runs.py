@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from .device import autocast_dtype, resolve_device
 from .diagnostics import DIAG_FILE, Diagnostics
 from .evaluate import evaluate, evaluate_labels, label_lines, nll_table
 from .labeled import load_labeled
+from .mix import MIXTURE_FILE
 from .models import DEFAULT_MODEL, MODELS, Model, create_model
 from .output import dumps
 from .plots import FIGURES
@@ -36,6 +38,12 @@ DIVERGED = "diverged.json"  # written by a sweep when a run diverged, so a resum
 RUN_FILES = ("model.pt", "last.pt", "config.yaml", RESULTS, DIVERGED, DIAG_FILE)
 LOCK_FILE = ".lock"  # see RunLock
 RUN_GLOBS = (("tb", "events.out.tfevents.*"), *(("plots", name) for name in FIGURES))
+TRAINED = ("model.pt", "last.pt", RESULTS)  # any of these: the folder holds a run (trained, or a mixture's results)
+
+
+def mixture_files(path: Path) -> list[Path]:
+    """What makemore mix writes into a folder besides results.json: mixture.json and its parts, part0.pt, ..."""
+    return [path / MIXTURE_FILE, *(f for f in path.glob("part*.pt") if re.fullmatch(r"part\d+\.pt", f.name))]
 
 
 def build_config(config_file: str | None = None, overrides: dict | None = None, base: dict | None = None) -> C.Config:
@@ -54,7 +62,10 @@ def check_work_dir(path: Path, resume: bool, overwrite: bool) -> None:
         if not (path / "last.pt").exists():
             raise checkpoint.CheckpointError(f"nothing to resume: {path / 'last.pt'} does not exist; "
                                              f"train without --resume first")
-    elif any((path / name).exists() for name in ("model.pt", "last.pt", RESULTS)) and not overwrite:
+    elif (path / MIXTURE_FILE).exists() and not overwrite:  # a folder holds one kind of run
+        raise C.ConfigError(f"{path} holds a mixture (made by makemore mix): pass --overwrite to replace it with "
+                            f"a trained run, or choose another --work-dir")
+    elif any((path / name).exists() for name in TRAINED) and not overwrite:
         raise C.ConfigError(f"{path} already holds a trained run: pass --resume to continue it, "
                             f"--overwrite to replace it, or choose another --work-dir")
 
@@ -63,7 +74,9 @@ def clear_run_files(path: Path, resume: bool) -> None:
     """Remove what an earlier run wrote that would outlive this one: its results (a resumed run is unfinished
     until it ends) or, for a fresh run, every file a run writes, so no stale result, curve or figure survives."""
     names = (RESULTS, DIVERGED) if resume else RUN_FILES
-    stale = [path / name for name in names] + ([] if resume else [f for d, g in RUN_GLOBS for f in (path / d).glob(g)])
+    stale = [path / name for name in names]
+    if not resume:  # a fresh run replaces any kind of run: its curves and figures, or a mixture's files
+        stale += [f for d, g in RUN_GLOBS for f in (path / d).glob(g)] + mixture_files(path)
     for file in stale:
         file.unlink(missing_ok=True)
     for folder in ("tb", "plots"):

@@ -745,6 +745,35 @@ def test_a_mixture_whose_part_is_damaged_is_refused_naming_the_mixture(mixture, 
     assert code == 2 and err.count("\n") == 1 and "mixture.json: part part1.pt cannot be loaded" in err, err
 
 
+def test_a_folder_holds_one_kind_of_run_and_overwrite_removes_the_other_kinds_files(inputs, mixture, tmp_path):
+    from makemore.api import load
+
+    folder = tmp_path / "mix"
+    shutil.copytree(mixture, folder)
+    (folder / "notes.txt").write_text("mine")  # not a run's: never removed
+    before = snapshot(folder)
+    train_args = ["-i", str(inputs / "names.txt"), "-o", str(folder), *QUICK]
+    code, _, err = run_cli(train_args)
+    assert code == 2 and err.count("\n") == 1 and "holds a mixture (made by makemore mix)" in err, err
+    assert "--overwrite" in err and snapshot(folder) == before
+    code, _, err = run_cli([*train_args, "--overwrite"])
+    assert code == 0, err
+    assert not list(folder.glob("part*.pt")) and not (folder / "mixture.json").exists()
+    assert (folder / "notes.txt").exists() and load(folder).model_type == "mlp"
+    # and the other way: a mixture written into a trained run's folder
+    (folder / "part7.pt").write_bytes(b"a part of an older mixture")
+    parts = [str(inputs / "trained"), str(mixture.parent / "bigram")]
+    before = snapshot(folder)
+    code, _, err = run_cli(["mix", *parts, "-o", str(folder)])
+    assert code == 2 and err.count("\n") == 1 and "holds a trained run" in err and "--overwrite" in err, err
+    assert snapshot(folder) == before
+    code, _, err = run_cli(["mix", *parts, "-o", str(folder), "--overwrite"])
+    assert code == 0, err
+    left = {p.name for p in folder.iterdir()} - {".lock"}
+    assert left == {"mixture.json", "part0.pt", "part1.pt", "results.json", "notes.txt"}, left
+    assert load(folder).model_type.startswith("mixture of mlp")
+
+
 def print_table() -> None:
     """The RELIABILITY.md table: every bad input, its exit code and the message it got."""
     with tempfile.TemporaryDirectory() as tmp:
