@@ -774,6 +774,41 @@ def test_a_folder_holds_one_kind_of_run_and_overwrite_removes_the_other_kinds_fi
     assert load(folder).model_type.startswith("mixture of mlp")
 
 
+LATE_RANK_0 = """
+import os, sys, time
+delay = float(sys.argv.pop(1))
+if os.environ.get("RANK") == "0":
+    time.sleep(delay)  # rank 0 starts late: the other rank meets the error first
+from makemore.cli import main
+sys.exit(main())
+"""
+
+
+def test_every_rank_says_the_user_error_it_meets(tmp_path, monkeypatch):
+    """In-process, as rank 1 of 2 under torchrun: the error is said, not left to rank 0."""
+    for name, value in (("RANK", "1"), ("LOCAL_RANK", "1"), ("WORLD_SIZE", "2")):
+        monkeypatch.setenv(name, value)
+    code, _, err = run_cli(["-i", str(tmp_path / "nope.txt"), "-o", str(tmp_path / "run")])
+    assert code == 2 and err.startswith("makemore: error: input file") and err.count("\n") == 1, err
+
+
+@pytest.mark.slow  # a real torchrun start on 2 busy cores: 10-25 s
+def test_under_torchrun_the_error_is_said_even_when_rank_0_is_torn_down_first(tmp_path):
+    """torchrun kills the other ranks when one exits: rank 0 sleeping, only rank 1 can say the error."""
+    script = tmp_path / "late_rank_0.py"
+    script.write_text(LATE_RANK_0)
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script), "30", "-i", str(tmp_path / "nope.txt"), "-o", str(tmp_path / "run")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("makemore:")]
+    assert proc.returncode != 0 and ours, proc.stderr[-3000:]
+    assert all(re.fullmatch(r"makemore: error: input file .*nope.txt does not exist: check the path given to "
+                            r"--input", line) for line in ours), ours
+    assert not (tmp_path / "run").exists()
+
+
 def print_table() -> None:
     """The RELIABILITY.md table: every bad input, its exit code and the message it got."""
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,18 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(0, "train")  # `makemore --type mlp` means `makemore train --type mlp`
     args = parser.parse_args(argv)
     args.argv = argv  # a sweep with --jobs gives each run's process its own command line
-    speaks = D.env_rank() == 0  # under torchrun every process meets the same user error: rank 0 says it
+    # Under torchrun every process says the error it meets: torchrun tears the others down as soon as one
+    # exits, so a process that left it to another could leave it unsaid.
     try:
         return HANDLERS[args.command](args)
-    except USER_ERRORS as e:
-        if speaks:
-            print(f"makemore: error: {e}", file=sys.stderr)
-        return 2
-    except D.Aborted:  # rank 0 refused the run and said why
+    except (*USER_ERRORS, D.Aborted) as e:  # Aborted: rank 0 refused the run; this rank says why too
+        print(f"makemore: error: {e}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:
-        if speaks:
-            print(f"makemore: error: {e}", file=sys.stderr)
+        print(f"makemore: error: {e}", file=sys.stderr)
         return 1
     except D.PeerLost as e:  # said by every process still alive: each knows only that a peer is gone
         print(f"makemore: error: {e}", file=sys.stderr)
