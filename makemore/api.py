@@ -27,6 +27,7 @@ from .labeled import label_id
 from .likely import SearchStats, most_likely
 from .mix import MIXTURE_FILE, load_mixture
 from .models import DEFAULT_MODEL, MODELS, Model
+from .output import shorten
 from .runs import build_config, train_run
 from .sample import SampleError, SampleStats, label_prior, sample, tag
 from .score import Score, classify, problems, score_words
@@ -235,10 +236,11 @@ def config_keys(options: dict, config: str | Path | None = None) -> dict:
         elif name in known:
             out[known[name]] = value
         else:
-            close = difflib.get_close_matches(name, known, n=3)
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
             hint = f"did you mean {' or '.join(close)}? " if close else ""
-            raise C.ConfigError(f"unknown option {name!r} for a {model_type or DEFAULT_MODEL} run: {hint}options are "
-                                f"the config keys by name: {', '.join(sorted(known))}")
+            kind = model_type or DEFAULT_MODEL  # an unknown type is the config's error; here it is only named
+            raise C.ConfigError(f"unknown option {shorten(name)} for a {kind if len(kind) <= 40 else shorten(kind)} "
+                                f"run: {hint}options are the config keys by name (see help(makemore.train))")
     if "seed" in out:  # one seed for everything, as in makemore.py
         out.setdefault("data.seed", out["seed"])
     return out

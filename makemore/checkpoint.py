@@ -48,7 +48,11 @@ def make_state(cfg: C.Config, data: Dataset, model: Model, optimizer=None, step:
     }
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], what: str = "checkpoint") -> None:
+WORK_DIR_HINT = "free space or pick another --work-dir"
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], what: str = "checkpoint",
+                 hint: str = WORK_DIR_HINT) -> None:
     """Write to a temporary file beside path, flush it to disk, then atomically replace path.
 
     A crash at any instant leaves either the old file or the new one, never a torn one; a failed
@@ -57,6 +61,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], what: str 
     removed by the run folder's lock, runs.RunLock).
     """
     path = Path(path)
+    existed = path.exists()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -71,8 +76,8 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], what: str 
             os.close(dir_fd)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"could not write {what} {path}: {e.strerror or e}; the previous {what} is "
-                              f"unchanged; free space or pick another --work-dir") from None
+        kept = f"; the previous {what} is unchanged" if existed else ""  # said only when there was one
+        raise CheckpointError(f"could not write {what} {path}: {e.strerror or e}{kept}; {hint}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)  # e.g. a second Ctrl-C mid-write: the old file stands, leave no temp file
         raise
@@ -83,9 +88,9 @@ def save(path: str | Path, state: dict) -> None:
     atomic_write(path, lambda f: torch.save(state, f))
 
 
-def save_text(path: str | Path, text: str, what: str = "file") -> None:
+def save_text(path: str | Path, text: str, what: str = "file", hint: str = WORK_DIR_HINT) -> None:
     """Save a small text file (config, results) atomically, with the same one-line error on failure."""
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")), what)
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")), what, hint)
 
 
 def load(path: str | Path) -> dict:

@@ -19,6 +19,8 @@ from typing import Any, Literal
 import interegular
 import yaml
 
+from .output import shorten
+
 
 class ConfigError(ValueError):
     """A configuration problem the user can fix; the message lists every problem found."""
@@ -200,8 +202,8 @@ class SampleConfig:
         if self.regex:
             try:
                 re.compile(self.regex)
-            except re.error as e:
-                out.append(f"sample.regex {self.regex!r} is not a valid regular expression ({e})")
+            except (re.error, RecursionError, OverflowError) as e:  # deep nesting overflows the compiler
+                out.append(f"sample.regex {shorten(self.regex)} is not a valid regular expression ({e})")
         if not 0 <= self.seed < 2**63:
             out.append(f"sample.seed must be between 0 and 2**63 - 1, got {self.seed}")
         return out + self.search_problems()
@@ -215,7 +217,7 @@ class SampleConfig:
             except (interegular.InvalidSyntax, interegular.Unsupported, ValueError, KeyError, IndexError,
                     RecursionError) as e:
                 why = str(e).strip() or type(e).__name__
-                out.append(f"sample.match {self.match!r} is not a regular expression interegular can compile "
+                out.append(f"sample.match {shorten(self.match)} is not a regular expression interegular can compile "
                            f"({why}); fix the pattern")
         if self.budget is not None and self.budget < 1:
             out.append(f"sample.budget must be at least 1, got {self.budget}")
@@ -256,7 +258,7 @@ TOP_LEVEL = ("work_dir", "seed")
 
 def _shown(key: Any) -> str:
     """A key as the user wrote it, or its repr when it would break the one-line message (newlines, non-strings)."""
-    return key if isinstance(key, str) and key.isprintable() and key else repr(key)
+    return key if isinstance(key, str) and key.isprintable() and 0 < len(key) <= 40 else shorten(key)
 
 
 def _type_name(tp: Any) -> str:
@@ -316,10 +318,10 @@ def parse_dataclass(cls: type, raw: Any, where: str, errors: list[str]) -> Any:
             continue
         ok, converted = _coerce(value, hints[key])
         if not ok:
-            errors.append(f"{where}.{key} must be {_type_name(hints[key])}, got {value!r}")
+            errors.append(f"{where}.{key} must be {_type_name(hints[key])}, got {shorten(value)}")
             continue
         if isinstance(converted, float) and not math.isfinite(converted):  # nan slips past every `<= 0` check
-            errors.append(f"{where}.{key} must be a finite number, got {value!r}")
+            errors.append(f"{where}.{key} must be a finite number, got {shorten(value)}")
             continue
         values[key] = converted
     obj = cls(**values)
@@ -349,7 +351,7 @@ def resolve(raw: dict, registry: Mapping[str, Any], default_type: str) -> Config
     cfg = Config(model_type=model_raw.pop("type", default_type))
     model_cls = registry.get(cfg.model_type) if isinstance(cfg.model_type, str) else None
     if model_cls is None:
-        errors.append(f"unknown model type {cfg.model_type!r} (valid types: {', '.join(sorted(registry))})")
+        errors.append(f"unknown model type {shorten(cfg.model_type)} (valid types: {', '.join(sorted(registry))})")
     else:
         cfg.model = parse_dataclass(model_cls.Config, model_raw, "model", errors)
 
@@ -360,7 +362,7 @@ def resolve(raw: dict, registry: Mapping[str, Any], default_type: str) -> Config
             if ok:
                 setattr(cfg, name, value)
             else:
-                errors.append(f"{name} must be {_type_name(tp)}, got {raw[name]!r}")
+                errors.append(f"{name} must be {_type_name(tp)}, got {shorten(raw[name])}")
     if not 0 <= cfg.seed < 2**63:  # torch's generators take 64-bit seeds; printed samples use seed + step
         errors.append(f"seed must be between 0 and 2**63 - 1, got {cfg.seed}")
     for name, cls in SECTIONS.items():

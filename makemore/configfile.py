@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from .config import ConfigError
+from .output import shorten
 
 
 class SafeLoader(yaml.SafeLoader):
@@ -77,7 +78,7 @@ def set_dotted(raw: dict, key: str, value: Any) -> None:
 def parse_override(text: str) -> tuple[str, Any]:
     """'train.lr=0.01' -> ('train.lr', 0.01); the value is read as YAML so numbers stay numbers."""
     if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.lr=0.01")
+        raise ConfigError(f"--set {shorten(text)}: expected KEY=VALUE, e.g. --set train.lr=0.01")
     key, value = text.split("=", 1)
     try:
         return key.strip(), safe_load(value)

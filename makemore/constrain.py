@@ -19,6 +19,7 @@ import torch
 from interegular.fsm import FSM, Alphabet, anything_else
 
 from .data import Vocab
+from .output import shorten
 
 
 class ConstraintError(ValueError):
@@ -42,7 +43,7 @@ def match_problem(regex: str) -> str | None:
     try:
         regex_fsm(regex)
     except ValueError as e:
-        return f"{regex!r} is not a regular expression interegular can compile ({e}); fix the pattern"
+        return f"{shorten(regex)} is not a regular expression interegular can compile ({e}); fix the pattern"
     return None
 
 
@@ -159,23 +160,24 @@ def compile_constraints(vocab: Vocab, *, match: str | None = None, suffix: str =
     for flag, text in (("--prefix", prefix), ("--suffix", suffix), ("--contains", contains)):
         unknown = vocab.unknown(text)
         if unknown:
-            raise ConstraintError(f"{flag} {text!r} has characters not in the vocabulary: {''.join(unknown)!r}; "
-                              f"use only characters of the training data, so some word can meet it")
+            raise ConstraintError(f"{flag} {shorten(text)} has characters not in the vocabulary: "
+                                  f"{shorten(''.join(unknown))}; use only characters of the training data, so some "
+                                  f"word can meet it")
     lengths = length_fsm(vocab.chars, min_length, max_length)
     where = f"words of {describe(min_length, max_length)} over the vocabulary"
     parts = []
     if match:
         try:
-            parts.append((f"--match {match!r}", regex_fsm(match)))
+            parts.append((f"--match {shorten(match)}", regex_fsm(match)))
         except ValueError as e:
-            raise ConstraintError(f"--match {match!r} is not a regular expression interegular can compile ({e}); "
-                              f"fix the pattern") from None
+            raise ConstraintError(f"--match {shorten(match)} is not a regular expression interegular can compile "
+                                  f"({e}); fix the pattern") from None
     if prefix:
-        parts.append((f"--prefix {prefix!r}", regex_fsm(re.escape(prefix) + ".*")))
+        parts.append((f"--prefix {shorten(prefix)}", regex_fsm(re.escape(prefix) + ".*")))
     if suffix:
-        parts.append((f"--suffix {suffix!r}", regex_fsm(".*" + re.escape(suffix))))
+        parts.append((f"--suffix {shorten(suffix)}", regex_fsm(".*" + re.escape(suffix))))
     if contains:
-        parts.append((f"--contains {contains!r}", regex_fsm(".*" + re.escape(contains) + ".*")))
+        parts.append((f"--contains {shorten(contains)}", regex_fsm(".*" + re.escape(contains) + ".*")))
     for name, part in parts:  # name the constraint that no word can meet alone, where there is one
         if Automaton(lengths & part, vocab).empty:
             raise ConstraintError(f"no word can meet {name} among {where}; loosen it or the length bounds")

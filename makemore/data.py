@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .output import shorten
+
 BOUNDARY = 0  # index of the word boundary: the start context and the end-of-word target
 PAD = -1  # target value of padding positions, ignored by the loss
 PADDED_LIMIT = 2**29  # bytes of one padded (items, width) tensor beyond which an outlier is an error, not a warning
@@ -47,7 +49,8 @@ def read_items(path: str | Path | None, encoding: str = "utf-8", keep_lines: boo
     try:
         text = raw.decode(encoding)
     except LookupError:
-        raise DataError(f"unknown encoding {encoding!r}: use a Python codec name such as utf-8 or latin-1") from None
+        raise DataError(f"unknown encoding {shorten(encoding)}: use a Python codec name such as utf-8 or "
+                        f"latin-1") from None
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise DataError(f"{path}, line {line}: not valid {encoding} text; "

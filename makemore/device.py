@@ -7,6 +7,7 @@ import contextlib
 import torch
 
 from .config import ConfigError
+from .output import shorten
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -20,16 +21,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+        raise ConfigError(f"unknown device {shorten(name)}: use auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} is not available: this machine has no CUDA GPU; use --device cpu")
+        raise ConfigError(f"device {shorten(name)} is not available: this machine has no CUDA GPU; use --device cpu")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"device {name!r} is not available: this machine has "
+        raise ConfigError(f"device {shorten(name)} is not available: this machine has "
                           f"{torch.cuda.device_count()} CUDA device(s)")
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device {name!r} is not available on this machine; use --device cpu")
+        raise ConfigError(f"device {shorten(name)} is not available on this machine; use --device cpu")
     if dev.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"device {name!r} is not supported: use auto, cpu, cuda, cuda:N or mps")
+        raise ConfigError(f"device {shorten(name)} is not supported: use auto, cpu, cuda, cuda:N or mps")
     return dev
 
 

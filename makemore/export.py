@@ -29,10 +29,11 @@ from torch import nn
 
 from . import checkpoint
 from . import config as C
-from .output import dumps
+from .output import dumps, shorten
 
 ONNX_FORMAT, SAFETENSORS_FORMAT, VERSION = "makemore-onnx", "makemore-safetensors", 1
 FORMATS = ("onnx", "safetensors")
+OUTPUT_HINT = "check that the folder of --output exists and can be written, or choose another --output"
 
 
 class ExportError(ValueError):
@@ -107,7 +108,7 @@ def export_onnx(run, path: str | Path) -> Path:
     entry = graph.metadata_props.add()
     entry.key, entry.value = "makemore", dumps(meta)
     path = Path(path)
-    checkpoint.atomic_write(path, lambda f: f.write(graph.SerializeToString()), "ONNX file")
+    checkpoint.atomic_write(path, lambda f: f.write(graph.SerializeToString()), "ONNX file", OUTPUT_HINT)
     return path
 
 
@@ -121,9 +122,9 @@ def export_safetensors(run, path: str | Path) -> tuple[Path, Path]:
             "config": C.to_dict(run.cfg), "vocab": run.vocab.chars,
             "items": {name: "\n".join(split.items) for name, split in run.data.splits.items()},
             "duplicates": run.data.duplicates}
-    checkpoint.atomic_write(path, lambda f: f.write(st.save(weights)), "safetensors file")
+    checkpoint.atomic_write(path, lambda f: f.write(st.save(weights)), "safetensors file", OUTPUT_HINT)
     side = path.with_suffix(".json")
-    checkpoint.save_text(side, dumps(meta) + "\n", "export JSON")
+    checkpoint.save_text(side, dumps(meta) + "\n", "export JSON", OUTPUT_HINT)
     return path, side
 
 
@@ -153,7 +154,7 @@ def read_safetensors(path: str | Path) -> dict:
 def export(run, fmt: str, out: str | Path | None = None) -> list[Path]:
     """Export a run in fmt ('onnx' or 'safetensors') to out (default: beside its checkpoint); the files written."""
     if fmt not in FORMATS:
-        raise ExportError(f"unknown export format {fmt!r}: use onnx or safetensors")
+        raise ExportError(f"unknown export format {shorten(fmt)}: use onnx or safetensors")
     if not run.model.standalone:  # a mixture (makemore mix): its parts are runs of their own
         raise ExportError("a mixture is not exported as one model: export each of its runs")
     if run.labels:

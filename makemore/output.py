@@ -33,9 +33,13 @@ def dumps(obj, **kwargs) -> str:
     return json.dumps(finite(obj), allow_nan=False, **kwargs)
 
 
-def shorten(text: str, width: int = 40) -> str:
-    """text quoted (as repr quotes it), cut to its first and last width/2 characters and its length when longer."""
-    if len(text) <= width:
-        return repr(text)
+def shorten(value, width: int = 40) -> str:
+    """A user's input quoted for a one-line message (as repr quotes it), cut to its first and last width/2
+    characters and its length when longer: a 10,000-character word must not swamp the terminal."""
     half = width // 2
-    return f"{text[:half] + '…' + text[-half:]!r} ({len(text):,} characters)"
+    if not isinstance(value, str):  # a YAML list or mapping: its repr, cut the same way
+        text = repr(value)
+        return text if len(text) <= width + 2 else f"{text[:half]}…{text[-half:]} ({len(text):,} characters)"
+    if len(value) <= width:
+        return repr(value)
+    return f"{value[:half] + '…' + value[-half:]!r} ({len(value):,} characters)"

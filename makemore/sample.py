@@ -16,6 +16,7 @@ import torch
 from .constrain import Automaton, compile_constraints
 from .data import BOUNDARY, Dataset, Vocab
 from .models import Model
+from .output import shorten
 
 
 class SampleError(ValueError):
@@ -49,11 +50,11 @@ def length_cap(model: Model, max_length: int, prefix: str = "", min_length: int 
     limit = model.context_limit
     if limit is not None:
         if len(prefix) >= limit:
-            raise SampleError(f"prefix {prefix!r} has {len(prefix)} characters, but this model reads at most "
+            raise SampleError(f"prefix {shorten(prefix)} has {len(prefix)} characters, but this model reads at most "
                               f"{limit - 1}: use a shorter prefix")
         max_length = min(max_length, limit - 1)
     if len(prefix) > max_length:
-        raise SampleError(f"prefix {prefix!r} is longer than the longest word asked for ({max_length}): "
+        raise SampleError(f"prefix {shorten(prefix)} is longer than the longest word asked for ({max_length}): "
                           f"raise --max-length or shorten the prefix")
     if min_length > max_length:
         raise SampleError(f"--min-length {min_length} is above the longest word the model can give here "
@@ -76,8 +77,8 @@ def generate_ended(model: Model, vocab: Vocab, num: int, max_length: int, temper
     """
     unknown = vocab.unknown(prefix)
     if unknown:
-        raise SampleError(f"prefix {prefix!r} has characters not in the vocabulary: {''.join(unknown)!r}; "
-                          f"use only characters of the training data")
+        raise SampleError(f"prefix {shorten(prefix)} has characters not in the vocabulary: "
+                          f"{shorten(''.join(unknown))}; use only characters of the training data")
     min_length = max(1, min_length)  # an empty item is not a word: the end is never the first token drawn
     max_length = length_cap(model, max_length, prefix, min_length)
     words, ended = [], []
@@ -307,5 +308,5 @@ def compile_regex(regex: str | None) -> re.Pattern | None:
         return None
     try:
         return re.compile(regex)
-    except re.error as e:
-        raise SampleError(f"--regex {regex!r} is not a valid regular expression: {e}") from None
+    except (re.error, RecursionError, OverflowError) as e:  # deep nesting overflows the compiler
+        raise SampleError(f"--regex {shorten(regex)} is not a valid regular expression: {e}") from None

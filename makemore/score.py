@@ -10,6 +10,7 @@ import torch
 from .data import Dataset, Split, encode_items
 from .evaluate import EVAL_BATCH, target_nlls
 from .models import Model
+from .output import shorten
 from .sample import tag
 
 LN2 = math.log(2)
@@ -81,7 +82,7 @@ def problems(model: Model, data: Dataset, words: list[str]) -> dict[str, str]:
         if not w:
             out[w] = EMPTY
         elif unknown:
-            out[w] = f"{''.join(unknown)!r} not in the vocabulary"
+            out[w] = f"{shorten(''.join(unknown))} not in the vocabulary"
         elif limit is not None and len(w) + 1 > limit:
             out[w] = f"longer than the {limit - 1} characters this model reads"
     return out
@@ -91,7 +92,7 @@ def problems_message(bad: dict[str, str]) -> str:
     """One line naming the words that cannot be scored (the first few) and what to do."""
     if list(bad) == [""]:
         return EMPTY
-    named = "; ".join(f"{w!r}: {why}" for w, why in list(bad.items())[:5])
+    named = "; ".join(f"{shorten(w)}: {why}" for w, why in list(bad.items())[:5])
     more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
     return f"cannot score {len(bad)} word(s): {named}{more}; remove them or pass --skip-unknown to skip them"
 

@@ -40,7 +40,7 @@ import yaml
 from . import config as C
 from . import configfile
 from .compare import RESULTS, by_dev_nll, markdown_table, result_row, write_csv
-from .output import dumps
+from .output import dumps, shorten
 from .runs import DIVERGED, RunInUse, build_config, train_run
 from .train import TrainingDiverged
 
@@ -86,7 +86,7 @@ def _base(value, sweep_path: Path, errors: list[str]) -> dict:
     if isinstance(value, dict):
         return value
     if not isinstance(value, str):
-        errors.append(f"base must be a config file path or a mapping, got {value!r}")
+        errors.append(f"base must be a config file path or a mapping, got {shorten(value)}")
         return {}
     candidates = [sweep_path.parent / value, Path(value)]
     path = next((p for p in candidates if p.is_file()), None)

@@ -809,6 +809,65 @@ def test_under_torchrun_the_error_is_said_even_when_rank_0_is_torn_down_first(tm
     assert not (tmp_path / "run").exists()
 
 
+LONG = "a" * 5000 + "Z" + "a" * 5000  # a 10,001-character input, one character outside the vocabulary
+
+# (what, arguments): each quotes the long input in its one-line error
+LONG_INPUTS = [
+    ("score a long word", ["score", "-o", "trained", LONG]),
+    ("score a long word, skipped", ["score", "-o", "trained", LONG, "emma", "--skip-unknown"]),
+    ("sample --prefix", ["sample", "-o", "trained", "--prefix", LONG]),
+    ("sample --contains", ["sample", "-o", "trained", "--contains", LONG]),
+    ("sample --match", ["sample", "-o", "trained", "--match", "(" * 10_001]),
+    ("sample --regex", ["sample", "-o", "trained", "--regex", "(" * 10_001]),
+    ("--set a long value", ["-o", "run", "--set", f"train.optimizer={LONG}"]),
+    ("--set a long key", ["-o", "run", "--set", f"train.{LONG}=1"]),
+    ("--set without =", ["-o", "run", "--set", LONG]),
+    ("--type", ["-o", "run", "--type", LONG]),
+    ("--device", ["-o", "run", "--device", LONG]),
+    ("--encoding", ["-i", "names.txt", "-o", "run", "--encoding", LONG]),
+]
+
+
+@pytest.mark.parametrize("case,args", LONG_INPUTS, ids=[c[0] for c in LONG_INPUTS])
+def test_a_long_input_is_quoted_shortened(case, args, inputs, monkeypatch):
+    monkeypatch.chdir(inputs)
+    code, _, err = run_cli(args)
+    lines = err.strip().splitlines()
+    message = next(line for line in lines if line.startswith("makemore: error: ") or "skipped" in line)
+    assert code in (0, 2) and len(message) < 400, (len(message), message[:600])
+    assert "(10,001 characters)" in message or "characters)" in message, message
+
+
+def test_a_misspelled_api_option_names_the_closest_and_not_every_option(tmp_path):
+    import makemore
+
+    with pytest.raises(ConfigError) as e:
+        makemore.train(lrate=0.1, work_dir=str(tmp_path / "r"))
+    message = str(e.value)
+    assert len(message) < 200 and "did you mean lr" in message and "help(makemore.train)" in message, message
+    with pytest.raises(ConfigError) as e:
+        makemore.train(**{LONG: 1}, work_dir=str(tmp_path / "r"))
+    assert len(str(e.value)) < 250 and "(10,001 characters)" in str(e.value), str(e.value)[:600]
+
+
+def test_exports_write_error_names_output_and_claims_no_previous_file(inputs, tmp_path):
+    target = tmp_path / "no-such-folder" / "model.onnx"
+    for fmt in ("onnx", "safetensors"):
+        code, _, err = run_cli(["export", "-o", str(inputs / "trained"), "--format", fmt, "--output", str(target)])
+        assert code == 2 and err.count("\n") == 1, err
+        assert str(target) in err and "--output" in err and "unchanged" not in err, err
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"an earlier export")
+    os.chmod(tmp_path, 0o500)  # the folder cannot be written: the file there stays as it was
+    try:
+        code, _, err = run_cli(["export", "-o", str(inputs / "trained"), "--format", "onnx", "--output", str(target)])
+    finally:
+        os.chmod(tmp_path, 0o700)
+    if os.geteuid() != 0:  # root writes anyway
+        assert code == 2 and "the previous ONNX file is unchanged" in err, err
+    assert target.read_bytes() == b"an earlier export" or os.geteuid() == 0
+
+
 def print_table() -> None:
     """The RELIABILITY.md table: every bad input, its exit code and the message it got."""
     with tempfile.TemporaryDirectory() as tmp:

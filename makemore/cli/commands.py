@@ -17,7 +17,7 @@ from ..data import read_items
 from ..evaluate import label_lines, nll_table
 from ..export import export
 from ..mix import mix as mix_runs
-from ..output import dumps
+from ..output import dumps, shorten
 from ..plots import require_matplotlib
 from ..runs import build_config, train_run
 from .parser import SAMPLE_FLAGS, config_overrides
@@ -145,7 +145,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     ranks = run.classify([s.word for s in scores]) if args.labels else None
     if skipped:
         print(f"skipped {len(skipped)} word(s) that cannot be scored: "
-              + "; ".join(f"{w!r}: {why}" for w, why in list(skipped.items())[:5]), file=sys.stderr)
+              + "; ".join(f"{shorten(w)}: {why}" for w, why in list(skipped.items())[:5]), file=sys.stderr)
     overall = S.total(scores)
     if args.json:
         words = [s.to_dict(args.chars) | ({"labels": r} if ranks else {}) for s, r in zip(scores, ranks or scores)]
