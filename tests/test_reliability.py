@@ -83,6 +83,37 @@ def make_inputs(root: Path) -> None:
     torch.save(torch.zeros(3), root / "foreign-run" / "model.pt")
     state = torch.load(good, weights_only=True)
     torch.save({**state, "version": 2}, root / "v2-run" / "model.pt")
+    make_newer_inputs(root, state)
+
+
+def make_newer_inputs(root: Path, state: dict) -> None:
+    """The files of the newer commands' rows: a mixture and hand-edited copies, exports, a NaN run, another split."""
+    quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
+    (root / "shipped").mkdir()
+    with quiet[0], quiet[1]:
+        for name, extra in (("bigram", []), ("other-split", ["--split-seed", "7"])):
+            assert main(["-i", str(root / "names.txt"), "-o", str(root / name), "--type", "bigram", "--no-progress",
+                         *extra]) == 0
+        assert main(["mix", str(root / "trained"), str(root / "bigram"), "-o", str(root / "mix")]) == 0
+        assert main(["export", "-o", str(root / "trained"), "--format", "safetensors", "--output",
+                     str(root / "shipped" / "model.safetensors")]) == 0
+    (root / "mix" / ".lock").unlink()
+    meta = json.loads((root / "mix" / "mixture.json").read_text())
+    for name, changes in (("mix-negative", {"weights": [1.5, -0.5]}), ("mix-sum", {"weights": [0.3, 0.3]}),
+                          ("mix-missing-part", {"parts": ["part0.pt", "part2.pt"]})):
+        shutil.copytree(root / "mix", root / name)
+        (root / name / "mixture.json").write_text(json.dumps({**meta, **changes}))
+    shutil.copytree(root / "mix", root / "mix-cut")
+    (root / "mix-cut" / "mixture.json").write_text((root / "mix" / "mixture.json").read_text()[:40])
+    for name in ("shipped-no-json", "shipped-cut", "shipped-foreign"):
+        shutil.copytree(root / "shipped", root / name)
+    (root / "shipped-no-json" / "model.json").unlink()
+    cut = root / "shipped-cut" / "model.safetensors"
+    cut.write_bytes(cut.read_bytes()[:200])
+    (root / "shipped-foreign" / "model.json").write_text('{"format": "someone-else", "version": 1}')
+    (root / "nan-run").mkdir()
+    torch.save({**state, "model": {k: torch.full_like(v, float("nan")) for k, v in state["model"].items()}},
+               root / "nan-run" / "model.pt")
 
 
 # (case, arguments, what the message must say); the code is 2 unless the case is in EXIT_CODES
@@ -157,6 +188,131 @@ BAD_INPUTS = [
      ["--resume", "-o", "diverging-run", "--lr", "1e30", "--max-steps", "40", "--no-progress"],
      r"the loss became (nan|inf) at step 2\d.*last good checkpoint is kept.*lower the learning rate"),
 ]
+class Py:
+    """A battery row that is Python, not a command line: the code runs with makemore and micrograd imported."""
+
+    def __init__(self, code: str):
+        self.code = code
+
+    def run(self) -> BaseException | None:
+        import makemore
+        from makemore import micrograd
+
+        try:
+            exec(self.code, {"makemore": makemore, "micrograd": micrograd})
+        except Exception as e:  # noqa: BLE001 - the row checks what was raised
+            return e
+        return None
+
+
+LONG_WORD = "a" * 5000 + "Z" + "a" * 5000
+TORCHRUN_ENV = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2"}
+# the commands built since the first battery: score, export, mix, the API, micrograd, manual backward, torchrun,
+# sample's --match and --most-likely; (case, arguments or Py code, what the message must say)
+NEWER_INPUTS = [
+    ("score: no words", ["score", "-o", "trained"], r"no words to score: give them as arguments"),
+    ("score: a word outside the vocabulary", ["score", "-o", "trained", "Zoë"],
+     r"cannot score 1 word\(s\): 'Zoë': 'Zë' not in the vocabulary.*--skip-unknown"),
+    ("score: the empty word", ["score", "-o", "trained", ""], r"an empty word has no characters to score"),
+    ("score: a 10,001-character word", ["score", "-o", "trained", LONG_WORD], r"'a{20}…a{20}' \(10,001 characters\)"),
+    ("score: --file missing", ["score", "-o", "trained", "--file", "nope.txt"], r"nope.txt does not exist"),
+    ("score: --file not UTF-8", ["score", "-o", "trained", "--file", "latin1.txt"], r"latin1.txt, line 2: not valid"),
+    ("score: a missing run", ["score", "-o", "no-such-run", "emma"], r"no checkpoint at no-such-run/model.pt"),
+    ("score: a code-running checkpoint", ["score", "-o", "evil-run", "emma"], r"evil-run/model.pt was refused"),
+    ("export: a mixture", ["export", "-o", "mix", "--format", "onnx"], r"a mixture is not exported as one model"),
+    ("export: --output in a missing folder", ["export", "-o", "trained", "--format", "onnx", "--output",
+                                              "no-such-folder/m.onnx"],
+     r"could not write ONNX file no-such-folder/m.onnx: No such file or directory; check that the folder of --output"),
+    ("export: a folder with no checkpoint", ["export", "-o", "empty-run", "--format", "onnx"], r"no checkpoint at"),
+    ("safetensors export without its JSON", ["sample", "-o", "shipped-no-json/model.safetensors"],
+     r"shipped-no-json/model.json is missing or not JSON: a safetensors export is the pair"),
+    ("safetensors export truncated", ["eval", "-o", "shipped-cut/model.safetensors"],
+     r"not a readable safetensors file; export again"),
+    ("safetensors JSON of another program", ["eval", "-o", "shipped-foreign/model.safetensors"],
+     r"is not a makemore safetensors export"),
+    ("mix: one run", ["mix", "trained", "-o", "new-mix"], r"a mixture needs at least two runs"),
+    ("mix: runs of another split", ["mix", "trained", "other-split", "-o", "new-mix"],
+     r"other-split has another train/dev/test split than trained"),
+    ("mix: a mixture", ["mix", "mix", "trained", "-o", "new-mix"], r"mix is a mixture already"),
+    ("mix: a missing run", ["mix", "trained", "no-such-run", "-o", "new-mix"], r"no checkpoint at no-such-run"),
+    ("mix: a run with NaN weights", ["mix", "trained", "nan-run", "-o", "new-mix"],
+     r"nan-run has dev NLL nan: its weights are broken"),
+    ("mix -o a trained run's folder", ["mix", "trained", "bigram", "-o", "trained"],
+     r"trained holds a trained run: pass --overwrite to replace it with this mixture"),
+    ("mix -o a mixture's folder", ["mix", "trained", "bigram", "-o", "mix"], r"mix already holds a mixture"),
+    ("train into a mixture's folder", ["-i", "names.txt", "-o", "mix"],
+     r"mix holds a mixture \(made by makemore mix\): pass --overwrite"),
+    ("mixture.json: a negative weight", ["sample", "-o", "mix-negative"],
+     r"mix-negative/mixture.json: weight -0.5 of part1.pt is negative; restore the file or make the mixture again"),
+    ("mixture.json: weights summing to 0.6", ["eval", "-o", "mix-sum"], r"mix-sum/mixture.json: weights sum to 0.6"),
+    ("mixture.json: a missing part", ["eval", "-o", "mix-missing-part"], r"its part part2.pt does not exist"),
+    ("mixture.json cut short", ["eval", "-o", "mix-cut"], r"mix-cut/mixture.json is damaged or not a makemore mix"),
+    ("--match not a regular expression", ["sample", "-o", "trained", "--match", "(ab"],
+     r"sample.match '\(ab' is not a regular expression"),
+    ("--match no word can meet", ["sample", "-o", "trained", "--match", "q{9}", "--max-length", "5"],
+     r"no word can meet --match 'q\{9\}' among words of at most 5 characters"),
+    ("--match outside the vocabulary", ["sample", "-o", "trained", "--match", "Z+"], r"no word can meet --match 'Z\+'"),
+    ("--regex nested 10,001 deep", ["sample", "-o", "trained", "--regex", "(" * 10_001],
+     r"sample.regex '\({20}…\({20}' \(10,001 characters\) is not a valid regular expression"),
+    ("--min-length above --max-length", ["sample", "-o", "trained", "--min-length", "6", "--max-length", "3"],
+     r"sample.min_length 6 is above sample.max_length 3"),
+    ("--most-likely with --budget 0", ["sample", "-o", "trained", "--most-likely", "--budget", "0"],
+     r"sample.budget must be at least 1"),
+    ("--most-likely finding nothing within its budget", ["sample", "-o", "trained", "--most-likely", "--budget", "1",
+                                                         "--match", "[a-z]{4}"],
+     r"the most-likely search found no word within 1 prefixes expanded.*raise --budget"),
+    ("sample --output in a missing folder", ["sample", "-o", "trained", "--output", "no-such-folder/w.txt"],
+     r"cannot write --output no-such-folder/w.txt: No such file or directory; choose another file"),
+    ("API: a misspelled option", Py("makemore.train(lrate=0.1, work_dir='run')"),
+     r"unknown option 'lrate' for a mlp run: did you mean lr.*see help\(makemore.train\)"),
+    ("API: an unknown model type", Py("makemore.train(type='transformr', work_dir='run')"),
+     r"unknown model type 'transformr'"),
+    ("API: load a missing run", Py("makemore.load('no-such-run')"), r"no checkpoint at no-such-run/model.pt"),
+    ("API: load an edited mixture", Py("makemore.load('mix-negative')"), r"weight -0.5 of part1.pt is negative"),
+    ("API: sample at temperature 0", Py("makemore.load('trained').sample(3, temperature=0)"),
+     r"sample.temperature must be positive"),
+    ("API: a misspelled sample option", Py("makemore.load('trained').sample(3, temprature=0.5)"),
+     r"unknown key sample.temprature"),
+    ("API: score a word outside the vocabulary", Py("makemore.load('trained').score(['Zoë'])"),
+     r"'Zë' not in the vocabulary"),
+    ("API: score the empty word", Py("makemore.load('trained').score('')"), r"an empty word has no characters"),
+    ("micrograd: an unknown activation", Py("micrograd.Neuron(2, act='sigmoid')"),
+     r"unknown activation 'sigmoid' \(valid: "),
+    ("micrograd: too few inputs", Py("micrograd.MLP(3, [4, 1])([1.0, 2.0])"),
+     r"this layer takes 3 inputs, got 2"),
+    ("micrograd: a target outside the logits", Py("micrograd.cross_entropy([micrograd.Value(1.0)] * 3, 3)"),
+     r"target 3 is not one of the 3 classes \(0 to 2\)"),
+    ("micrograd: log of a negative number", Py("micrograd.Value(-2.0).log()"),
+     r"log of -2: the logarithm is defined for positive numbers only"),
+    ("micrograd: a value that is not a number", Py("micrograd.Value('abc')"),
+     r"could not convert string to float: 'abc'"),
+    ("manual backward: an unknown kind", ["--type", "bnmlp", "--set", "model.backward=handmade", "-o", "run"],
+     r"model.backward must be 'autograd' \| 'manual', got 'handmade'"),
+    ("manual backward on a model without one", ["--type", "lstm", "--set", "model.backward=manual", "-o", "run"],
+     r"unknown key model.backward \(valid keys: "),
+    ("check --gradients of a missing config", ["check", "--gradients", "nope.yaml"],
+     r"config file nope.yaml not found"),
+    ("torchrun: a rank that is not a number", ["-i", "names.txt", "-o", "run"],
+     r"torchrun's RANK, LOCAL_RANK and WORLD_SIZE must be integers"),
+    ("torchrun: a rank beyond the world size", ["-i", "names.txt", "-o", "run"],
+     r"RANK 3, WORLD_SIZE 2 and LOCAL_RANK 0 are inconsistent"),
+    ("torchrun: --device cuda:1", ["-i", "names.txt", "-o", "run", "--device", "cuda:1"],
+     r"under torchrun each process takes the GPU of its LOCAL_RANK"),
+    ("torchrun: --device mps", ["-i", "names.txt", "-o", "run", "--device", "mps"],
+     r"torchrun training runs on cpu \(gloo\) or cuda \(nccl\)"),
+    ("torchrun: a batch that does not split", ["-i", "names.txt", "-o", "run", "--batch-size", "32"],
+     r"train.batch_size 32 does not split into 3 process\(es\).*30 or 33"),
+    ("torchrun: the error on rank 1", ["-i", "nope.txt", "-o", "run"], r"input file nope.txt does not exist"),
+]
+ENVIRONMENTS = {  # rows run with torchrun's variables set, as each process of a torchrun launch sees them
+    "torchrun: a rank that is not a number": {**TORCHRUN_ENV, "RANK": "abc"},
+    "torchrun: a rank beyond the world size": {**TORCHRUN_ENV, "RANK": "3"},
+    "torchrun: --device cuda:1": TORCHRUN_ENV,
+    "torchrun: --device mps": TORCHRUN_ENV,
+    "torchrun: a batch that does not split": {**TORCHRUN_ENV, "WORLD_SIZE": "3"},
+    "torchrun: the error on rank 1": {**TORCHRUN_ENV, "RANK": "1", "LOCAL_RANK": "1"},
+}
+BAD_INPUTS += NEWER_INPUTS
 EXIT_CODES = {"loss becomes inf or nan": 1}
 CHECKPOINTS_ONLY = {"loss becomes inf or nan"}  # a resumed run rewrites config.yaml and logs; checkpoints stay
 NEEDS_NO_CUDA = {"--device cuda on a CPU machine", "sample on --device cuda", "--dtype bfloat16 on a CPU machine"}
@@ -176,6 +332,18 @@ def run_cli(args: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def run_row(args) -> tuple[int | str, str]:
+    """A battery row: a command line (its exit code and stderr), or Python code (the exception's class, and its
+    message as the CLI would print it); a Python row that raises nothing, or no user error, fails."""
+    if not isinstance(args, Py):
+        code, _, err = run_cli(args)
+        return code, err
+    error = args.run()
+    if not isinstance(error, ValueError):  # every makemore user error is a ValueError (ConfigError, ...)
+        return "no user error", repr(error)
+    return 2, f"makemore: error: {error}\n"
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("inputs")
@@ -188,14 +356,16 @@ def test_bad_input_is_one_line_and_writes_nothing(case, args, pattern, inputs, m
     if case in NEEDS_NO_CUDA and torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
     monkeypatch.chdir(inputs)
+    for name, value in ENVIRONMENTS.get(case, {}).items():
+        monkeypatch.setenv(name, value)
     files = "*.pt" if case in CHECKPOINTS_ONLY else "*"
     before = snapshot(inputs, files)
-    code, _, err = run_cli(args)
-    assert code == EXIT_CODES.get(case, 2)
+    code, err = run_row(args)
+    assert code == EXIT_CODES.get(case, 2), err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("makemore: error: "), err
     assert re.search(pattern, lines[0]), lines[0]
-    assert "Traceback" not in err
+    assert "Traceback" not in err and len(lines[0]) < 400
     assert snapshot(inputs, files) == before  # nothing written, nothing lost: no run folder, no checkpoint touched
     assert not (inputs / "run").exists() and not (inputs / "pwned").exists()
     assert not (inputs / "pwned-by-yaml").exists()

@@ -65,6 +65,8 @@ class Value:
         return out
 
     def log(self) -> Value:
+        if self.data <= 0:
+            raise ValueError(f"log of {self.data:g}: the logarithm is defined for positive numbers only")
         out = Value(math.log(self.data), (self,), "log")
 
         def _backward():

@@ -20,6 +20,12 @@ class Module:
             p.grad = 0.0
 
 
+def check_inputs(what: str, nin: int, x) -> None:
+    """A ValueError when x is not nin inputs (zip would silently read fewer, or ignore the extra)."""
+    if len(x) != nin:
+        raise ValueError(f"this {what} takes {nin} inputs, got {len(x)}")
+
+
 class Neuron(Module):
     """act(w . x + b), with w ~ U(-1, 1) and b = 0."""
 
@@ -32,6 +38,7 @@ class Neuron(Module):
         self.act = act
 
     def __call__(self, x: list[Value | float]) -> Value:
+        check_inputs("neuron", len(self.w), x)
         out = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
         return out.tanh() if self.act == "tanh" else out.relu() if self.act == "relu" else out
 
@@ -49,6 +56,7 @@ class Layer(Module):
         self.neurons = [Neuron(nin, act, rng) for _ in range(nout)]
 
     def __call__(self, x: list[Value | float]) -> list[Value]:
+        check_inputs("layer", len(self.neurons[0].w) if self.neurons else len(x), x)
         return [n(x) for n in self.neurons]
 
     def parameters(self) -> list[Value]:
@@ -80,5 +88,7 @@ class MLP(Module):
 
 def cross_entropy(logits: list[Value], target: int) -> Value:
     """-log softmax(logits)[target], computed as logsumexp(logits) - logits[target]."""
+    if not 0 <= target < len(logits):  # a negative index would silently pick a class from the end
+        raise ValueError(f"target {target} is not one of the {len(logits)} classes (0 to {len(logits) - 1})")
     shift = max(v.data for v in logits)  # a constant: exp cannot overflow, and the gradient is unchanged
     return sum((v - shift).exp() for v in logits).log() + shift - logits[target]
