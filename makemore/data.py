@@ -32,14 +32,16 @@ def bundled_path(name: str = "names.txt") -> Path:
     return Path(str(resources.files("makemore.bundled") / name))
 
 
-def read_items(path: str | Path | None, encoding: str = "utf-8", keep_lines: bool = False) -> list[str]:
+def read_items(path: str | Path | None, encoding: str = "utf-8", keep_lines: bool = False,
+               flag: str = "--input") -> list[str]:
     """Items of a text file, one a line: stripped, blank lines dropped; CRLF and a BOM accepted.
 
     keep_lines: every line unstripped (blank ones too), so that a line's number is its index + 1.
+    flag: the option that named the file, for the message when it does not exist.
     """
     path = bundled_path() if path is None else Path(path)
     if not path.exists():
-        raise DataError(f"input file {path} does not exist: check the path given to --input")
+        raise DataError(f"input file {path} does not exist: check the path given to {flag}")
     if path.is_dir():
         raise DataError(f"input {path} is a directory: give a text file with one item a line")
     try:

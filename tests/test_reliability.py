@@ -1,6 +1,7 @@
-"""Issue 5: no lost work, no crash on bad input, no code run from a checkpoint.
+"""No wrong answer without an error, no lost work, no crash on bad input, no code run from a checkpoint.
 
-Run as a script (python tests/test_reliability.py) to print the bad-input table of RELIABILITY.md.
+Run as a script from the repository root (PYTHONPATH=. python tests/test_reliability.py) to print the
+bad-input table of RELIABILITY.md; with `resume`, its interrupted-vs-uninterrupted tables.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def make_newer_inputs(root: Path, state: dict) -> None:
         assert main(["mix", str(root / "trained"), str(root / "bigram"), "-o", str(root / "mix")]) == 0
         assert main(["export", "-o", str(root / "trained"), "--format", "safetensors", "--output",
                      str(root / "shipped" / "model.safetensors")]) == 0
-    (root / "mix" / ".lock").unlink()
+    (root / "mix" / ".lock").unlink(missing_ok=True)  # the lock mix took
     meta = json.loads((root / "mix" / "mixture.json").read_text())
     for name, changes in (("mix-negative", {"weights": [1.5, -0.5]}), ("mix-sum", {"weights": [0.3, 0.3]}),
                           ("mix-missing-part", {"parts": ["part0.pt", "part2.pt"]})):
@@ -111,6 +112,8 @@ def make_newer_inputs(root: Path, state: dict) -> None:
     cut = root / "shipped-cut" / "model.safetensors"
     cut.write_bytes(cut.read_bytes()[:200])
     (root / "shipped-foreign" / "model.json").write_text('{"format": "someone-else", "version": 1}')
+    (root / "mix-killed").mkdir()  # a mix killed after writing its first part, before mixture.json
+    shutil.copy(root / "mix" / "part0.pt", root / "mix-killed" / "part0.pt")
     (root / "nan-run").mkdir()
     torch.save({**state, "model": {k: torch.full_like(v, float("nan")) for k, v in state["model"].items()}},
                root / "nan-run" / "model.pt")
@@ -215,7 +218,8 @@ NEWER_INPUTS = [
      r"cannot score 1 word\(s\): 'Zoë': 'Zë' not in the vocabulary.*--skip-unknown"),
     ("score: the empty word", ["score", "-o", "trained", ""], r"an empty word has no characters to score"),
     ("score: a 10,001-character word", ["score", "-o", "trained", LONG_WORD], r"'a{20}…a{20}' \(10,001 characters\)"),
-    ("score: --file missing", ["score", "-o", "trained", "--file", "nope.txt"], r"nope.txt does not exist"),
+    ("score: --file missing", ["score", "-o", "trained", "--file", "nope.txt"],
+     r"nope.txt does not exist: check the path given to --file"),
     ("score: --file not UTF-8", ["score", "-o", "trained", "--file", "latin1.txt"], r"latin1.txt, line 2: not valid"),
     ("score: a missing run", ["score", "-o", "no-such-run", "emma"], r"no checkpoint at no-such-run/model.pt"),
     ("score: a code-running checkpoint", ["score", "-o", "evil-run", "emma"], r"evil-run/model.pt was refused"),
@@ -247,6 +251,7 @@ NEWER_INPUTS = [
     ("mixture.json: weights summing to 0.6", ["eval", "-o", "mix-sum"], r"mix-sum/mixture.json: weights sum to 0.6"),
     ("mixture.json: a missing part", ["eval", "-o", "mix-missing-part"], r"its part part2.pt does not exist"),
     ("mixture.json cut short", ["eval", "-o", "mix-cut"], r"mix-cut/mixture.json is damaged or not a makemore mix"),
+    ("a mix killed before mixture.json", ["eval", "-o", "mix-killed"], r"no checkpoint at mix-killed/model.pt"),
     ("--match not a regular expression", ["sample", "-o", "trained", "--match", "(ab"],
      r"sample.match '\(ab' is not a regular expression"),
     ("--match no word can meet", ["sample", "-o", "trained", "--match", "q{9}", "--max-length", "5"],
@@ -1048,13 +1053,33 @@ def print_table() -> None:
         print("|---|---|---|---|---|---|")
         for number, (case, args, _) in enumerate(BAD_INPUTS, 1):
             files = "*.pt" if case in CHECKPOINTS_ONLY else "*"
+            env = ENVIRONMENTS.get(case, {})
+            saved = {name: os.environ.get(name) for name in env}
+            os.environ.update(env)
             before = snapshot(root, files)
-            code, _, err = run_cli(args)
+            try:
+                code, err = run_row(args)
+            finally:
+                for name, value in saved.items():
+                    os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
             same = snapshot(root, files) == before and not (root / "run").exists() and not (root / "pwned").exists()
             verdict = ("checkpoints unchanged" if case in CHECKPOINTS_ONLY else "yes") if same else "NO"
-            command = "makemore " + " ".join(a if re.fullmatch(r"[\w./=-]+", a) else repr(a) for a in args)
-            message = err.strip().replace("|", "\\|").replace("makemore: error: ", "")
-            print(f"| {number} | {case} | `{command}` | {code} | {message} | {verdict} |")
+            print(f"| {number} | {case} | `{shown_command(args, env)}` | {shown_exit(args, code)} | "
+                  f"{err.strip().replace('|', chr(92) + '|').replace('makemore: error: ', '')} | {verdict} |")
+
+
+def shown_command(args, env: dict) -> str:
+    """A row's command as the table shows it: torchrun's variables first, long arguments shortened."""
+    if isinstance(args, Py):
+        return f"python: {args.code}"
+    shown = [f"{a[:12]}…{a[-12:]} ({len(a):,} characters)" if len(a) > 40
+             else a if re.fullmatch(r"[\w./=:+-]+", a) else repr(a) for a in args]
+    return " ".join([*(f"{k}={v}" for k, v in env.items()), "makemore", *shown])
+
+
+def shown_exit(args, code) -> str:
+    """The exit code of a command, or for a Python row what it raised."""
+    return "raises" if isinstance(args, Py) else str(code)
 
 
 def tensorboard_scalars(work: Path) -> dict[tuple[str, int], float]:

@@ -131,7 +131,7 @@ def score_words_of(args: argparse.Namespace) -> list[str]:
     for word in args.words:
         words += [w.strip() for w in sys.stdin.read().split("\n") if w.strip()] if word == "-" else [word]
     if args.file:
-        words += read_items(args.file, args.encoding)
+        words += read_items(args.file, args.encoding, flag="--file")
     if not words:
         raise ConfigError("no words to score: give them as arguments, with --file FILE, or as - to read standard input")
     return words
