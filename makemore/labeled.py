@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .data import DataError, Dataset, Vocab, _cuts, bundled_path, cap_items, read_items
+from .output import shorten
 
 
 def read_labeled(path: str | Path | None, encoding: str = "utf-8") -> tuple[list[str], list[str]]:
@@ -34,7 +35,7 @@ def read_labeled(path: str | Path | None, encoding: str = "utf-8") -> tuple[list
     once = sorted((first_line[label], label) for label, n in collections.Counter(labels).items() if n == 1)
     if once:
         number, label = once[0]
-        raise DataError(f"{where}, line {number}: label {label!r} has only this item (labels with one item: "
+        raise DataError(f"{where}, line {number}: label {shorten(label)} has only this item (labels with one item: "
                         f"{len(once)}); a label needs at least two items, so that one is in train: remove or merge it")
     return items, labels
 
@@ -82,11 +83,11 @@ def label_counts(data: Dataset) -> dict[str, int]:
 def label_id(data: Dataset, label: str) -> int:
     """The id of a label name; an unknown one is an error naming the known ones."""
     if not data.labels:
-        raise DataError(f"this run was not trained on labelled data, so label {label!r} has no meaning; "
+        raise DataError(f"this run was not trained on labelled data, so label {shorten(label)} has no meaning; "
                         f"train with --labeled on a file of LABEL<TAB>ITEM lines")
     if label not in data.labels:
         more = f" and {len(data.labels) - 20} more" if len(data.labels) > 20 else ""
-        raise DataError(f"unknown label {label!r}: the run's labels are {', '.join(data.labels[:20])}{more}")
+        raise DataError(f"unknown label {shorten(label)}: the run's labels are {', '.join(data.labels[:20])}{more}")
     return data.labels.index(label)
 
 
