@@ -80,14 +80,14 @@ def print_samples(run, samples, args: argparse.Namespace) -> None:
     labels = samples.labels or [None] * len(samples)
     if args.json and samples.logprobs is not None:  # the most likely words: the search's own figures
         text = dumps({"samples": [{"word": w, "origin": o, "prob": p, "logprob": lp, "nll": n, "label": la}
-                                       for w, o, p, lp, n, la in zip(samples, samples.origins, samples.probs,
-                                                                     samples.logprobs, samples.nlls, labels)],
-                           "stats": samples.stats.to_dict()}) + "\n"
+                                  for w, o, p, lp, n, la in zip(samples, samples.origins, samples.probs,
+                                                                samples.logprobs, samples.nlls, labels)],
+                      "stats": samples.stats.to_dict()}) + "\n"
     elif args.json:
         scores = scores_by_label(run, list(samples), labels)
         text = dumps({"samples": [{"word": s.word, "origin": s.origin, "nll": s.nll, "bpc": s.bpc,
-                                        "logprob": s.logprob, "label": la} for s, la in zip(scores, labels)],
-                           "stats": samples.stats.to_dict()}) + "\n"
+                                   "logprob": s.logprob, "label": la} for s, la in zip(scores, labels)],
+                      "stats": samples.stats.to_dict()}) + "\n"
     elif args.plain or args.output:
         text = "".join(f"{w}\n" for w in samples)
     elif samples.logprobs is not None:
