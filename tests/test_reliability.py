@@ -112,6 +112,7 @@ def make_newer_inputs(root: Path, state: dict) -> None:
     cut = root / "shipped-cut" / "model.safetensors"
     cut.write_bytes(cut.read_bytes()[:200])
     (root / "shipped-foreign" / "model.json").write_text('{"format": "someone-else", "version": 1}')
+    (root / "labels-once.txt").write_text("girl\tanna\ngirl\temma\nboy\tbob\n", encoding="utf-8")
     (root / "mix-killed").mkdir()  # a mix killed after writing its first part, before mixture.json
     shutil.copy(root / "mix" / "part0.pt", root / "mix-killed" / "part0.pt")
     (root / "nan-run").mkdir()
@@ -297,6 +298,12 @@ NEWER_INPUTS = [
      r"unknown key model.backward \(valid keys: "),
     ("check --gradients of a missing config", ["check", "--gradients", "nope.yaml"],
      r"config file nope.yaml not found"),
+    ("labels: a file without tabs", ["-i", "names.txt", "--labeled", "-o", "run"],
+     r"names.txt, line 1: has no tab; with --labeled each line is LABEL<TAB>ITEM"),
+    ("labels: a label with one item", ["-i", "labels-once.txt", "--labeled", "-o", "run"],
+     r"labels-once.txt, line 3: label 'boy' has only this item"),
+    ("labels: --label on an unlabelled run", ["sample", "-o", "trained", "--label", "girl"],
+     r"this run was not trained on labelled data, so label 'girl' has no meaning"),
     ("torchrun: a rank that is not a number", ["-i", "names.txt", "-o", "run"],
      r"torchrun's RANK, LOCAL_RANK and WORLD_SIZE must be integers"),
     ("torchrun: a rank beyond the world size", ["-i", "names.txt", "-o", "run"],
