@@ -43,6 +43,7 @@ def fit(model_type: str, data: Dataset, work: Path, steps: dict) -> tuple[float,
     if steps.get(model_type):
         overrides.update({"train.max_steps": steps[model_type], "train.eval_interval": steps[model_type] // 4})
     cfg = shipped_config(model_type, overrides)
+    work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model_type, cfg.model, data.vocab.size, data.max_item_length, data.labels)
     t0 = time.perf_counter()
