@@ -50,7 +50,8 @@ def fit(model_type: str, data: Dataset, work: Path, steps: dict) -> tuple[float,
     if model.needs_fit:
         model.fit_split(data.train)
     else:
-        train(model, data, cfg, work, progress=False, write=lambda *a: None)
+        if train(model, data, cfg, work, progress=False, write=lambda *a: None).stopped == "interrupted":
+            raise KeyboardInterrupt  # a stopped run's best dev NLL is not the config's
         model = api.load(work).model
     return split_nll(model, data.dev), time.perf_counter() - t0, model
 
