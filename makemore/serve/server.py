@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import sys
+import threading
 
 import uvicorn
 
@@ -40,5 +43,30 @@ def serve(paths: list[str], host: str = "127.0.0.1", port: int = 8000) -> int:
     shown = f"[{host}]" if ":" in host else host
     print(f"serving {len(runs)} run(s) at http://{shown}:{port}/ (API at /api/..., OpenAPI page at /docs); "
           f"Ctrl-C stops it", file=sys.stderr, flush=True)
-    uvicorn.run(create_app(runs), host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    with stop_on_sigterm():
+        uvicorn.run(create_app(runs), host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    print("makemore serve: stopped", file=sys.stderr)
     return 0
+
+
+class Stopped(Exception):
+    """SIGTERM arrived: uvicorn has shut down gracefully and passes the signal on; end here, exit 0."""
+
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    """uvicorn shuts down on SIGINT or SIGTERM, then raises the signal again: end quietly on either."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Stopped
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    except (Stopped, KeyboardInterrupt):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
