@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,9 @@ import pytest
 pytest.importorskip("fastapi", reason="makemore serve needs fastapi: pip install -e '.[serve]'")
 httpx = pytest.importorskip("httpx", reason="the serve tests drive the API with httpx: pip install httpx")
 
-from fastapi.testclient import TestClient  # noqa: E402
+with warnings.catch_warnings():  # starlette's test client asks for httpx2, which makemore does not need
+    warnings.filterwarnings("ignore", message="Using `httpx`")
+    from fastapi.testclient import TestClient  # noqa: E402
 
 import makemore  # noqa: E402
 from makemore.cli import main  # noqa: E402
@@ -27,6 +30,7 @@ from makemore.config import ConfigError  # noqa: E402
 from makemore.constrain import ConstraintError  # noqa: E402
 from makemore.score import ScoreError  # noqa: E402
 from makemore.serve import create_app, load_runs, server  # noqa: E402
+from makemore.serve.errors import StrictJSONResponse  # noqa: E402
 from makemore.serve.schemas import MAX_BODY, SampleRequest  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx`", "ignore:the budget of")
@@ -172,6 +176,11 @@ def test_score_can_skip_the_words_it_cannot_score_and_stays_strict_json(client):
     response = client.post("/api/score", json={"words": ["EMMA"], "skip_unknown": True})
     body = strict_json(response.text)  # no word: the total NLL is not a number, so null
     assert body["words"] == [] and body["skipped"] == ["EMMA"] and body["total"]["nll"] is None
+
+
+def test_every_response_is_strict_json_nan_and_infinity_null():
+    response = StrictJSONResponse({"nll": float("nan"), "rows": [float("inf"), 1.5], "n": 2})
+    assert response.body == b'{"nll":null,"rows":[null,1.5],"n":2}'
 
 
 def impossible_message(runs) -> str:
