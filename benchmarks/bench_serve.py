@@ -162,6 +162,39 @@ def latencies_by_type(run_dirs: list[Path], repeats: int = 5) -> list[dict]:
     return rows
 
 
+BAD = [  # what each bad input gets: (what, path, body as sent)
+    ("unknown run", "/api/sample", {"run": "nope"}),
+    ("n too big", "/api/sample", {"n": 1001}),
+    ("unknown field", "/api/sample", {"colour": "red"}),
+    ("wrong type", "/api/sample", {"n": "5"}),
+    ("prefix too long", "/api/sample", {"prefix": "a" * 65}),
+    ("character not in the vocabulary", "/api/sample", {"prefix": "Q"}),
+    ("impossible constraint", "/api/sample", {"match": "zzzzzz", "max_length": 3}),
+    ("label on a run without labels", "/api/sample", {"label": "girls"}),
+    ("word too long", "/api/score", {"words": ["a" * 65]}),
+    ("too many words", "/api/score", {"words": ["a"] * 1001}),
+    ("word that cannot be scored", "/api/score", {"words": ["EMMA"]}),
+    ("body over 64 KiB", "/api/score", {"words": ["emma"] * 20_000}),
+    ("not JSON", "/api/sample", "{nope"),
+    ("unknown page", "/nowhere", None),
+]
+
+
+def bad_inputs(url: str) -> list[dict]:
+    """Each bad request sent to a real server: its status and message."""
+    rows = []
+    for what, path, payload in BAD:
+        if payload is None:
+            response, shown = httpx.get(url + path), f"GET {path}"
+        else:
+            content = payload if isinstance(payload, str) else json.dumps(payload)
+            response = httpx.post(url + path, content=content, headers={"content-type": "application/json"})
+            shown = f"POST {path} " + (content if len(content) <= 60 else f"({len(content):,} bytes)")
+        rows.append({"what": what, "request": shown, "status": response.status_code,
+                     "error": response.json()["error"]})
+    return rows
+
+
 def markdown(load: list[dict], single: list[dict]) -> str:
     lines = ["| model | params | clients | requests (asked) | s | requests/s | p50 ms | p99 ms | errors | "
              "server RSS MiB before → after |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -170,6 +203,12 @@ def markdown(load: list[dict], single: list[dict]) -> str:
               f"{r['rss_after_mib']} |" for r in load]
     lines += ["", "| model | params | one request of 20 words, median ms | mean word length |", "|---|---:|---:|---:|"]
     lines += [f"| {r['type']} | {r['params']:,} | {r['median_ms']} | {r['mean_word_length']} |" for r in single]
+    return "\n".join(lines)
+
+
+def bad_markdown(rows: list[dict]) -> str:
+    lines = ["| bad input | request | status | error |", "|---|---|---:|---|"]
+    lines += [f"| {r['what']} | `{r['request']}` | {r['status']} | {r['error']} |" for r in rows]
     return "\n".join(lines)
 
 
@@ -187,9 +226,12 @@ def main() -> None:
         root = train_quick(args.runs or Path(tmp), TYPES, args.steps)
         load = [load_test(root / t, args.clients, args.requests, args.time_limit) for t in (SMALL, LARGEST)]
         single = latencies_by_type([root / t for t in TYPES if (root / t).is_dir()])
-    print(markdown(load, single))
+        with Server([root / SMALL]) as server:
+            bad = bad_inputs(server.url)
+    print(markdown(load, single), "", bad_markdown(bad), sep="\n")
     if args.json:
-        args.json.write_text(json.dumps({"load": load, "single": single}, indent=2) + "\n", encoding="utf-8")
+        figures = {"load": load, "single": single, "bad_inputs": bad}
+        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

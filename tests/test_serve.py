@@ -161,6 +161,7 @@ def test_every_sample_option_reaches_run_sample(options, check, client, runs):
 def test_a_budget_that_runs_out_gives_the_words_found_and_the_message(client):
     body = client.post("/api/sample", json={"n": 3, "regex": "qqq", "tries": 20}).json()
     assert body["words"] == [] and body["complete"] is False and "budget of 20 tries ran out" in body["message"]
+    assert body["message"].endswith("raise tries")
 
 
 def test_score_gives_nll_bits_and_each_letters_probability(client, runs):
@@ -184,15 +185,18 @@ def test_every_response_is_strict_json_nan_and_infinity_null():
 
 
 def impossible_message(runs) -> str:
+    """The sampler's own message, its flags named as request keys (--match: match)."""
     with pytest.raises(ConstraintError) as e:
         runs["mlp"].sample(3, match="zzzzzz", max_length=3)
-    return str(e.value)
+    assert "--match 'zzzzzz'" in str(e.value)
+    return str(e.value).replace("--match", "match")
 
 
 def unscorable_message(runs) -> str:
     with pytest.raises(ScoreError) as e:
         runs["mlp"].score(["EMMA"])
-    return str(e.value)
+    assert "pass --skip-unknown" in str(e.value)
+    return str(e.value).replace("--skip-unknown", "skip_unknown")
 
 
 BAD = [  # request, status, what the message says (a string: in it; a function of runs: exactly it)

@@ -18,7 +18,7 @@ from .. import __version__
 from ..api import Run
 from ..cli import USER_ERRORS
 from . import views
-from .errors import ApiError, StrictJSONResponse, install, log, shorten
+from .errors import ApiError, StrictJSONResponse, as_keys, install, log, shorten
 from .schemas import SampleRequest, ScoreRequest
 
 STATIC = Path(__file__).parent / "static"
@@ -45,7 +45,7 @@ async def call(fn, *args) -> dict:
     try:
         return await run_in_threadpool(fn, *args)
     except USER_ERRORS as e:
-        raise ApiError(400, shorten(e, 400)) from None
+        raise ApiError(400, shorten(as_keys(str(e)), 400)) from None
     except Exception as e:  # a model failure: logged in full here, one line to the client, and serve on
         log.exception("model error in %s", getattr(fn, "__name__", "a model call"))
         raise ApiError(500, f"the model failed on this request ({type(e).__name__}); the server is still "

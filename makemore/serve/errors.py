@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -48,6 +49,11 @@ def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
     """The first line of text, cut to limit characters."""
     line = str(text).strip().splitlines()[0] if str(text).strip() else "no message"
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def as_keys(text: str) -> str:
+    """The API's messages name command-line flags (--skip-unknown); over HTTP they are request keys (skip_unknown)."""
+    return re.sub(r"(?<![\w'\"-])--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), text)
 
 
 HTTP_MESSAGES = {404: "no such page: the API is GET /api/runs, POST /api/sample, POST /api/score (see /docs)",

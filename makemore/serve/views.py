@@ -7,6 +7,7 @@ import math
 
 from ..api import Run, Samples
 from ..score import LN2, total
+from .errors import as_keys
 from .loading import nll
 from .schemas import SampleRequest, ScoreRequest
 
@@ -39,7 +40,7 @@ def sample_words(run: Run, req: SampleRequest) -> dict:
         word["label"] = label
     stats = samples.stats
     return {"words": words, "stats": stats.to_dict(), "complete": stats.complete,
-            "message": None if stats.complete else stats.shortfall()}
+            "message": None if stats.complete else as_keys(stats.shortfall())}
 
 
 def scores_of(run: Run, samples: Samples, labels: list) -> list:
