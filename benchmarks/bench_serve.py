@@ -1,7 +1,7 @@
 """makemore serve under load: N concurrent clients on loopback, then one request's latency for each shipped model.
 
     python -m benchmarks.bench_serve                       # quick runs trained here, 32 clients x 200 requests
-    python -m benchmarks.bench_serve --runs out --clients 16 --requests 50 --time-limit 60
+    python -m benchmarks.bench_serve --runs out --clients 16 --requests 50 --time-limit 30 --rounds 3
 
 Each load run is a real `python -m makemore serve` process; the clients are httpx.AsyncClient tasks in this
 process, each sending its requests one after another, half sample ({"n": 20}, a fresh seed each) and half
@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -121,30 +122,52 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def load_test(run_dir: Path, clients: int, requests: int, time_limit: float) -> dict:
-    """Concurrent clients against one served run: throughput, latency, errors, memory before and after."""
+def load_test(run_dir: Path, clients: int, requests: int, time_limit: float, rounds: int) -> list[dict]:
+    """Rounds of concurrent clients against one server: throughput, latency, errors, memory before and after each.
+
+    The first round grows the server to its working size (a thread pool, each thread's allocations); the
+    later rounds, the same load again, show whether it keeps growing.
+    """
+    rows = []
     with Server([run_dir]) as server:
         info = httpx.get(f"{server.url}/api/runs").json()["runs"][0]
-        rss_before = server.rss_mib()
-        latencies, errors = [], []
+        for round_ in range(1, rounds + 1):
+            rows.append({"run": run_dir.name, "type": info["type"], "params": info["params"], "round": round_,
+                         **one_round(server, clients, requests, time_limit, seed=1000 * round_)})
+    return rows
 
-        async def everyone():
-            deadline = time.monotonic() + time_limit
-            await asyncio.gather(*(client(server.url, requests, deadline, c, latencies, errors)
-                                   for c in range(clients)))
 
-        start = time.perf_counter()
-        asyncio.run(everyone())
-        seconds = time.perf_counter() - start
-        rss_after = server.rss_mib()
-    return {"run": run_dir.name, "type": info["type"], "params": info["params"], "clients": clients,
-            "requests": len(latencies), "asked": clients * requests, "seconds": round(seconds, 1),
+def one_round(server: Server, clients: int, requests: int, time_limit: float, seed: int) -> dict:
+    rss_before = server.rss_mib()
+    latencies, errors = [], []
+
+    async def everyone():
+        deadline = time.monotonic() + time_limit
+        await asyncio.gather(*(client(server.url, requests, deadline, seed + c, latencies, errors)
+                               for c in range(clients)))
+
+    samples, done = [], threading.Event()  # the server's memory every second while the clients run
+    watcher = threading.Thread(target=watch, args=(server, samples, done))
+    start = time.perf_counter()
+    watcher.start()
+    asyncio.run(everyone())
+    seconds = time.perf_counter() - start
+    done.set()
+    watcher.join()
+    return {"clients": clients, "requests": len(latencies), "asked": clients * requests, "seconds": round(seconds, 1),
             "requests_per_s": round(len(latencies) / seconds, 1), "p50_ms": round(1000 * percentile(latencies, 0.5), 1),
             "p99_ms": round(1000 * percentile(latencies, 0.99), 1), "errors": len(errors), "error_sample": errors[:3],
-            "rss_before_mib": round(rss_before, 1), "rss_after_mib": round(rss_after, 1)}
+            "rss_before_mib": round(rss_before, 1), "rss_peak_mib": round(max(samples), 1),
+            "rss_after_mib": round(server.rss_mib(), 1)}
 
 
-def latencies_by_type(run_dirs: list[Path], repeats: int = 5) -> list[dict]:
+def watch(server: Server, samples: list, done: threading.Event) -> None:
+    samples.append(server.rss_mib())
+    while not done.wait(1.0):
+        samples.append(server.rss_mib())
+
+
+def latencies_by_type(run_dirs: list[Path], repeats: int = 7) -> list[dict]:
     """One /api/sample request of 20 words to each run, one at a time: the median of repeats, after a warm-up."""
     rows = []
     with Server(run_dirs) as server, httpx.Client(base_url=server.url, timeout=120) as http:
@@ -196,11 +219,11 @@ def bad_inputs(url: str) -> list[dict]:
 
 
 def markdown(load: list[dict], single: list[dict]) -> str:
-    lines = ["| model | params | clients | requests (asked) | s | requests/s | p50 ms | p99 ms | errors | "
-             "server RSS MiB before → after |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    lines += [f"| {r['type']} | {r['params']:,} | {r['clients']} | {r['requests']:,} ({r['asked']:,}) | {r['seconds']} "
-              f"| {r['requests_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} | {r['rss_before_mib']} → "
-              f"{r['rss_after_mib']} |" for r in load]
+    lines = ["| model | params | round | clients | requests (asked) | s | requests/s | p50 ms | p99 ms | errors | "
+             "server RSS MiB: before → after (peak) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines += [f"| {r['type']} | {r['params']:,} | {r['round']} | {r['clients']} | {r['requests']:,} ({r['asked']:,}) "
+              f"| {r['seconds']} | {r['requests_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} | "
+              f"{r['rss_before_mib']} → {r['rss_after_mib']} ({r['rss_peak_mib']}) |" for r in load]
     lines += ["", "| model | params | one request of 20 words, median ms | mean word length |", "|---|---:|---:|---:|"]
     lines += [f"| {r['type']} | {r['params']:,} | {r['median_ms']} | {r['mean_word_length']} |" for r in single]
     return "\n".join(lines)
@@ -218,13 +241,15 @@ def main() -> None:
                    "types it lacks are trained into it for --steps steps (default: a temporary folder)")
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--requests", type=int, default=200, help="requests per client")
-    p.add_argument("--time-limit", type=float, default=120, help="seconds per load run, after which clients stop")
+    p.add_argument("--time-limit", type=float, default=60, help="seconds per round, after which the clients stop")
+    p.add_argument("--rounds", type=int, default=2, help="rounds of the same load on one server (memory: flat?)")
     p.add_argument("--steps", type=int, default=30, help="training steps of the quick runs")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = train_quick(args.runs or Path(tmp), TYPES, args.steps)
-        load = [load_test(root / t, args.clients, args.requests, args.time_limit) for t in (SMALL, LARGEST)]
+        load = [row for t in (SMALL, LARGEST)
+                for row in load_test(root / t, args.clients, args.requests, args.time_limit, args.rounds)]
         single = latencies_by_type([root / t for t in TYPES if (root / t).is_dir()])
         with Server([root / SMALL]) as server:
             bad = bad_inputs(server.url)
