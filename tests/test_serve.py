@@ -454,8 +454,10 @@ def screenshots(driver, tmp_path: Path) -> None:
     """
     where = ROOT / "docs" / "figures" if os.environ.get("MAKEMORE_SCREENSHOT") else tmp_path
     driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
-    full = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1200, full + 40)
+    desktop = {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", desktop)
+    desktop["height"] = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", desktop)  # the whole page in one picture
     assert driver.save_screenshot(str(where / "serve.png"))
     phone = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}  # a window is at least 500 wide
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
