@@ -231,7 +231,7 @@ def markdown(load: list[dict], single: list[dict]) -> str:
 
 def bad_markdown(rows: list[dict]) -> str:
     lines = ["| bad input | request | status | error |", "|---|---|---:|---|"]
-    lines += [f"| {r['what']} | `{r['request']}` | {r['status']} | {r['error']} |" for r in rows]
+    lines += [f"| {r['what']} | `{r['request']}` | {r['status']} | `{r['error']}` |" for r in rows]
     return "\n".join(lines)
 
 

@@ -209,7 +209,10 @@ BAD = [  # request, status, what the message says (a string: in it; a function o
     ("/api/sample", {"temperature": -1}, 422, "temperature: input should be greater than 0"),
     ("/api/sample", {"prefix": "a" * 65}, 422, "prefix: string should have at most 64 characters"),
     ("/api/sample", {"constrain": "maybe"}, 422, "constrain: input should be 'mask' or 'reject'"),
-    ("/api/sample", {"label": "girls"}, 400, "run 'mlp' has no labels"),
+    ("/api/sample", {"label": "girls"}, 400, "this run was not trained on labelled data, so label 'girls' has no"),
+    ("/api/sample", {"label": "x" * 201}, 422, "label: string should have at most 200 characters"),
+    ("/api/sample", {"label": ["a"] * 1001}, 422, "label: list should have at most 1000 items"),
+    ("/api/sample", {"label": 5}, 422, "label: input should be a valid string"),
     ("/api/sample", {"prefix": "Q"}, 400, "prefix 'Q' has characters not in the vocabulary"),
     ("/api/sample", {"n": 3, "match": "zzzzzz", "max_length": 3}, 400, impossible_message),
     ("/api/score", {"words": ["a" * 65]}, 422, "words.0: string should have at most 64 characters"),
@@ -218,7 +221,8 @@ BAD = [  # request, status, what the message says (a string: in it; a function o
     ("/api/score", {}, 422, "words: field required"),
     ("/api/score", {"words": "emma"}, 422, "words: input should be a valid list"),
     ("/api/score", {"words": ["EMMA"]}, 400, unscorable_message),
-    ("/api/score", {"words": ["emma"], "labels": True}, 400, "run 'mlp' has no labels"),
+    ("/api/score", {"words": ["emma"], "labels": True}, 400, "this run was not trained on labelled data, so it has"),
+    ("/api/score", {"words": ["emma"], "label": ["a"]}, 422, "label: input should be a valid string"),
 ]
 
 
@@ -283,6 +287,55 @@ def test_the_request_schema_has_every_sample_option():
     from makemore.config import SampleConfig
     fields = {f.name for f in dataclasses.fields(SampleConfig)} - {"num"}
     assert set(SampleRequest.model_fields) == fields | {"run", "n", "label"}
+
+
+# --- labelled runs ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def labelled(tmp_path_factory, tiny_items):
+    """A labelled n-gram (counts: no training loop): real names, and the same names with every letter twice."""
+    root = tmp_path_factory.mktemp("labelled")
+    lines = [f"first\t{w}" for w in tiny_items] + [f"twice\t{''.join(c + c for c in w)}" for w in tiny_items]
+    (root / "labelled.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    makemore.train(input=str(root / "labelled.txt"), labeled=True, type="ngram", work_dir=str(root / "tagged"),
+                   progress=False)
+    runs = load_runs([root / "tagged"])
+    return runs["tagged"], TestClient(create_app(runs), raise_server_exceptions=False)
+
+
+def test_a_labelled_run_lists_its_labels(labelled):
+    _, client = labelled
+    assert client.get("/api/runs").json()["runs"][0]["labels"] == ["first", "twice"]
+
+
+@pytest.mark.parametrize("label", ["twice", ["first", "twice"], "all", None])
+def test_a_sample_of_a_labelled_run_tags_each_word_with_its_label_and_scores_it_under_it(label, labelled):
+    run, client = labelled
+    body = client.post("/api/sample", json={"n": 12, **({} if label is None else {"label": label})}).json()
+    words = [w["word"] for w in body["words"]]
+    expected = run.sample(12, **({} if label is None else {"label": label}))
+    assert words == list(expected) and [w["label"] for w in body["words"]] == expected.labels
+    for w in body["words"]:
+        assert w["nll"] == run.score([w["word"]], label=w["label"])[0].nll
+    if label == "twice":
+        assert all(w["label"] == "twice" for w in body["words"])
+
+
+def test_scores_under_a_label_and_each_words_label_ranks(labelled):
+    run, client = labelled
+    body = client.post("/api/score", json={"words": ["emma", "eemmmmaa"], "label": "twice", "labels": True}).json()
+    assert [w["nll"] for w in body["words"]] == [s.nll for s in run.score(["emma", "eemmmmaa"], label="twice")]
+    first, doubled = (w["labels"] for w in body["words"])
+    assert list(first) == ["first", "twice"] and list(doubled) == ["twice", "first"]  # likeliest first
+    assert sum(first.values()) == pytest.approx(1.0) and first == run.classify(["emma"])[0]
+
+
+def test_an_unknown_label_is_the_apis_own_400(labelled, runs_dir):
+    run, client = labelled
+    response = client.post("/api/sample", json={"label": "thrice"})
+    message = assert_one_sentence(response, 400, str(runs_dir.parent))
+    assert "thrice" in message and "first" in message
 
 
 # --- the command ----------------------------------------------------------------------------------------------------

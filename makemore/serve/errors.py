@@ -52,8 +52,14 @@ def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
 
 
 def as_keys(text: str) -> str:
-    """The API's messages name command-line flags (--skip-unknown); over HTTP they are request keys (skip_unknown)."""
-    return re.sub(r"(?<![\w'\"-])--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), text)
+    """The API's messages name command-line flags (--skip-unknown); over HTTP a request key is named as the key."""
+    keys = set(SampleRequest.model_fields) | set(ScoreRequest.model_fields)
+
+    def key(m: re.Match) -> str:
+        name = m.group(1).replace("-", "_")
+        return name if name in keys else m.group(0)
+
+    return re.sub(r"(?<![\w'\"-])--([a-z][a-z-]*)", key, text)
 
 
 HTTP_MESSAGES = {404: "no such page: the API is GET /api/runs, POST /api/sample, POST /api/score (see /docs)",
@@ -67,8 +73,10 @@ async def http_error(request: Request, exc: HTTPException) -> StrictJSONResponse
 
 def field_name(loc: tuple) -> str:
     """A validation error's place as a dotted field name: body and the union members' type names left out."""
-    parts = [str(p) for p in loc if p != "body" and not (isinstance(p, str) and ("[" in p or p in TYPE_TAGS))]
-    return ".".join(parts)
+    def is_type(p) -> bool:
+        return isinstance(p, str) and ("[" in p or "-" in p or p in TYPE_TAGS)
+
+    return ".".join(str(p) for p in loc if p != "body" and not is_type(p))
 
 
 TYPE_TAGS = {"str", "int", "float", "bool", "list", "none", "literal"}
@@ -76,7 +84,7 @@ TYPE_TAGS = {"str", "int", "float", "bool", "list", "none", "literal"}
 
 def validation_message(path: str, errors: list[dict]) -> str:
     """The first problem of a request that failed validation, in one short sentence naming the field."""
-    first = errors[0]
+    first = next((e for e in errors if not e.get("type", "").endswith("_type")), errors[0])  # not a union's other type
     field, kind = field_name(first.get("loc", ())), first.get("type", "")
     if kind == "extra_forbidden":
         known = ", ".join(BODIES[path].model_fields) if path in BODIES else "see /docs"

@@ -11,10 +11,11 @@ MAX_CHARS = 64  # characters of a word, prefix, suffix or substring
 MAX_PATTERN = 200  # characters of a regular expression
 MAX_TRIES = 1_000_000  # words drawn, or prefixes a search expands: a bound on one request's work
 MAX_BODY = 64 * 1024  # bytes of a request body
+MAX_LABELS = 1000  # label names in one sample request
 
 Word = Field(default=None, max_length=MAX_CHARS)
 ScoredWord = Annotated[str, StringConstraints(max_length=MAX_CHARS)]
-Label = str | list[str] | None
+LabelName = Annotated[str, StringConstraints(max_length=200)]
 
 
 class Request(BaseModel):
@@ -46,7 +47,8 @@ class SampleRequest(Request):
     most_likely: bool | None = None
     budget: int | None = Field(default=None, ge=1, le=MAX_TRIES)
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
-    label: Label = Field(default=None, description="a label name, a list of names, or \"all\" (labelled runs)")
+    label: LabelName | Annotated[list[LabelName], Field(max_length=MAX_LABELS)] | None = Field(
+        default=None, description="a label name, a list of names, or \"all\" (labelled runs)")
 
     def options(self) -> dict:
         """Run.sample's keyword options: those given, label only when given (unlabelled runs take none)."""
@@ -60,7 +62,7 @@ class ScoreRequest(Request):
     """POST /api/score: words to score under one run."""
 
     words: list[ScoredWord] = Field(min_length=1, max_length=MAX_WORDS)
-    label: Label = Field(default=None, description="score under this label (labelled runs)")
+    label: LabelName | None = Field(default=None, description="score under this label (labelled runs)")
     labels: bool = Field(default=False, description="also each word's probability under every label")
     skip_unknown: bool = Field(default=False, description="leave out words the run cannot score instead of a 400")
 

@@ -17,19 +17,14 @@ def run_info(name: str, run: Run) -> dict:
     r = run.results
     return {"name": name, "type": run.model_type, "params": run.model.num_params(),
             "train_nll": nll(r, "train"), "dev_nll": nll(r, "dev"), "test_nll": nll(r, "test"),
-            "vocab": "".join(run.vocab.chars), "vocab_size": run.vocab.size, "labels": labels_of(run),
+            "vocab": "".join(run.vocab.chars), "vocab_size": run.vocab.size, "labels": run.labels,
             "context_limit": run.model.context_limit, "sample": dataclasses.asdict(run.sample_config())}
-
-
-def labels_of(run: Run) -> list[str]:
-    """The run's label names; [] for an unlabelled run (or a makemore without labels)."""
-    return list(getattr(run, "labels", None) or [])
 
 
 def sample_words(run: Run, req: SampleRequest) -> dict:
     """Words drawn (or searched) with the request's options, each with its origin, NLL and label; the stats."""
     samples = run.sample(req.n, **req.options())
-    labels = getattr(samples, "labels", None) or [None] * len(samples)
+    labels = samples.labels or [None] * len(samples)
     if samples.logprobs is not None:  # the search's own exact figures
         words = [{"word": w, "origin": o, "nll": n, "bpc": n / LN2, "logprob": lp, "prob": math.exp(lp)}
                  for w, o, n, lp in zip(samples, samples.origins, samples.nlls, samples.logprobs)]

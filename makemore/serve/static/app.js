@@ -76,7 +76,8 @@ function sampleRequest(run) {
   }
   if ($("novel").checked) body.novel = true;
   if ($("unique").checked && !body.most_likely) body.unique = true;
-  if ($("label").value && !$("label-field").hidden) body.label = $("label").value;
+  const label = $("label").value;  // chosen among the first run's labels: sent to each run that has it
+  if (label && runs.find((r) => r.name === run).labels.includes(label)) body.label = label;
   return body;
 }
 
