@@ -16,12 +16,20 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..api import Run
-from ..cli import USER_ERRORS
+from ..config import ConfigError
+from ..constrain import ConstraintError
+from ..data import DataError
+from ..likely import SearchError
+from ..models import ModelConfigError
+from ..sample import SampleError
+from ..score import ScoreError
 from . import views
 from .errors import ApiError, StrictJSONResponse, as_keys, install, log, shorten
 from .schemas import SampleRequest, ScoreRequest
 
 STATIC = Path(__file__).parent / "static"
+# what the Python API raises for a request it refuses (the command line's user errors, less files and exports)
+REQUEST_ERRORS = (ConfigError, DataError, SampleError, ScoreError, ConstraintError, SearchError, ModelConfigError)
 
 
 def pick(runs: dict[str, Run], name: str | None) -> tuple[str, Run]:
@@ -38,7 +46,7 @@ async def call(fn, *args) -> dict:
     """fn(*args) in a worker thread; a user error is a 400 with its message, anything else a 500 of one line."""
     try:
         return await run_in_threadpool(fn, *args)
-    except USER_ERRORS as e:
+    except REQUEST_ERRORS as e:
         raise ApiError(400, shorten(as_keys(str(e)), 400)) from None
     except Exception as e:  # a model failure: logged in full here, one line to the client, and serve on
         log.exception("model error in %s", getattr(fn, "__name__", "a model call"))
