@@ -473,12 +473,16 @@ def test_the_page_generates_names_and_scores_a_word_in_chromium(live, tmp_path):
         driver.find_element(By.ID, "generate-button").click()
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#samples .column")) == min(2, len(runs)))
         columns = driver.find_elements(By.CSS_SELECTOR, "#samples .column")
-        shown = [w.text for w in columns[0].find_elements(By.CSS_SELECTOR, ".word")]
-        expected = httpx.post(f"{url}/api/sample", json={"run": runs[0]["name"], "n": 8,
-                                                         "temperature": runs[0]["sample"]["temperature"]}).json()
-        assert shown == [w["word"] or "(empty)" for w in expected["words"]]  # the page shows what the API gives
-        tags = [t.text for t in columns[0].find_elements(By.CSS_SELECTOR, ".tag")]
-        assert tags == [w["origin"] for w in expected["words"]]
+        origins = set()
+        for column, run in zip(columns, [runs[0], runs[-1]]):  # each column shows what the API gives its run
+            shown = [w.text for w in column.find_elements(By.CSS_SELECTOR, ".word")]
+            expected = httpx.post(f"{url}/api/sample", json={"run": run["name"], "n": 8,
+                                                             "temperature": runs[0]["sample"]["temperature"]}).json()
+            assert shown == [w["word"] or "(empty)" for w in expected["words"]]
+            tags = [t.text for t in column.find_elements(By.CSS_SELECTOR, ".tag")]
+            assert tags == [w["origin"] for w in expected["words"]]
+            origins |= set(tags)
+        assert len(origins) > 1, "the words shown should have more than one origin, to check the tags"
         assert all(re.fullmatch(r"nll \d+\.\d{3}", t.text) for t in columns[0].find_elements(By.CSS_SELECTOR, ".nll"))
         assert columns[0].find_element(By.CSS_SELECTOR, ".stats").text.startswith("drew ")
         word = driver.find_element(By.ID, "word")

@@ -56,6 +56,6 @@ def score_words(run: Run, req: ScoreRequest) -> dict:
     words = [s.to_dict(chars=True) for s in scores]
     if req.labels:
         for word, probs in zip(words, run.classify([s.word for s in scores])):
-            word["labels"] = dict(sorted(probs.items(), key=lambda kv: -kv[1]))  # the most likely label first
+            word["labels"] = probs  # P(label | word), the likeliest first
     scored = {s.word for s in scores}
     return {"words": words, "total": total(scores), "skipped": [w for w in req.words if w not in scored]}
