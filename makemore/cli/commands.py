@@ -289,6 +289,19 @@ def check_gradients(files: list[str], overrides: dict) -> int:
     return 1 if failed else 0
 
 
+SERVE_NEEDS = ("fastapi", "uvicorn", "starlette", "pydantic")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:  # the serve extra, imported here so the rest of makemore runs without it
+        from ..serve import serve
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in SERVE_NEEDS:
+            raise
+        raise ConfigError(f"makemore serve needs {e.name}, which is not installed: pip install -e '.[serve]'") from None
+    return serve(args.runs, host=args.host, port=args.port)
+
+
 HANDLERS = {"train": cmd_train, "sample": cmd_sample, "score": cmd_score, "export": cmd_export, "mix": cmd_mix,
             "eval": cmd_eval, "sweep": cmd_sweep, "compare": cmd_compare, "lr-find": cmd_lr_find,
-            "diagnose": cmd_diagnose, "check": cmd_check}  # subcommand -> handler
+            "diagnose": cmd_diagnose, "check": cmd_check, "serve": cmd_serve}  # subcommand -> handler

@@ -254,7 +254,17 @@ def check(sub) -> None:
                    "(model.backward: manual) with autograd, tensor by tensor")
 
 
-SUBCOMMANDS = (train, sample, score, export, mix, eval_, sweep, compare, lr_find, diagnose, check)  # --help's order
+def serve(sub) -> None:
+    p = sub.add_parser("serve", help="an HTTP API and a web page for sampling and scoring runs (the serve extra)")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders, or folders of runs (each finished run "
+                   "in it is served, named by its folder)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
+                   "another prints a warning)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+
+
+# --help's order
+SUBCOMMANDS = (train, sample, score, export, mix, eval_, sweep, compare, lr_find, diagnose, check, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
