@@ -77,7 +77,7 @@ def links(path: Path) -> list[str]:
     return [t.split("#")[0] for t in targets if not t.startswith(("http:", "https:", "#", "mailto:"))]
 
 
-@pytest.mark.parametrize("path", [README, *DOCS], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [README, ROOT / "BENCHMARKS.md", ROOT / "RELIABILITY.md", *DOCS], ids=lambda p: p.name)
 def test_every_link_points_to_a_file_that_exists(path):
     missing = [t for t in links(path) if not (path.parent / t).exists()]
     assert not missing, f"{path.name} links to missing files: {missing}"
