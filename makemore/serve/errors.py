@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 
 from fastapi import FastAPI, Request
@@ -12,22 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from ..output import finite
 from .schemas import MAX_BODY, SampleRequest, ScoreRequest
 
 log = logging.getLogger("makemore.serve")
 BODIES = {"/api/sample": SampleRequest, "/api/score": ScoreRequest}  # which model checks which path's body
 MAX_MESSAGE = 160  # characters of a validation message quoted back
-
-
-def finite(value):
-    """value with every NaN or infinity replaced by None, so the JSON is strict."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
 
 
 class StrictJSONResponse(JSONResponse):
