@@ -20,16 +20,16 @@ import torch
 
 from . import checkpoint, configfile
 from . import config as C
-from .data import DataError, Dataset
+from .data import Dataset
 from .device import resolve_device
 from .evaluate import evaluate, evaluate_labels
-from .labeled import label_id
+from .labeled import label_id, label_prior, unlabelled
 from .likely import SearchStats, most_likely
 from .mix import MIXTURE_FILE, load_mixture
 from .models import DEFAULT_MODEL, MODELS, Model
 from .output import shorten
 from .runs import build_config, train_run
-from .sample import SampleError, SampleStats, label_prior, sample, tag
+from .sample import SampleError, SampleStats, sample, tag
 from .score import Score, classify, problems, score_words
 
 
@@ -146,15 +146,14 @@ class Run:
         if skip_unknown:
             bad = problems(self.model, self.data, words)
             words = [w for w in words if w not in bad]
-        ids = self.label_ids(label)
-        return score_words(self.model, self.data, words, ids[0] if ids is not None and label is not None else None)
+        one = None if label in (None, "all") else label_id(self.data, label)  # None: the mixture of every label
+        return score_words(self.model, self.data, words, one)
 
     def classify(self, words: list[str] | str) -> list[dict[str, float]]:
         """P(label | word) of each word and label, by Bayes with the labels' train frequencies, likeliest first."""
         words = [words] if isinstance(words, str) else list(words)
         if not self.data.labels:
-            raise DataError("this run was not trained on labelled data, so it has no labels to rank; train with "
-                            "--labeled on a file of LABEL<TAB>ITEM lines")
+            raise unlabelled("it has no labels to rank")
         return classify(self.model, self.data, words)
 
     def evaluate(self, splits: tuple[str, ...] = ("train", "dev", "test")) -> dict:

@@ -307,13 +307,18 @@ class Dataset:
     def max_item_length(self) -> int:
         return max(len(s) for split in self.splits.values() for s in split.items)
 
+    @property
+    def label_train_counts(self) -> torch.Tensor:
+        """Train items of each label (L,), on the CPU: the labels' prior."""
+        return torch.bincount(self.train.labels.cpu(), minlength=len(self.labels))
+
     def summary(self) -> str:
         chars = "".join(self.vocab.chars)
         text = (f"items: {len(self.train)} train, {len(self.dev)} dev, {len(self.test)} test "
                 f"({self.duplicates} duplicate lines); longest {self.max_item_length} characters\n"
                 f"vocabulary: {self.vocab.size} tokens (boundary + {len(chars)} characters: {chars})")
         if self.labels:
-            counts = sorted(zip(torch.bincount(self.train.labels.cpu()).tolist(), self.labels), reverse=True)
+            counts = sorted(zip(self.label_train_counts.tolist(), self.labels), reverse=True)
             shown = ", ".join(f"{label} {n:,}" for n, label in counts[:12])
             more = f", and {len(counts) - 12} more" if len(counts) > 12 else ""
             text += f"\nlabels: {len(counts)} (train items each: {shown}{more})"

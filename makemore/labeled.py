@@ -76,15 +76,31 @@ def load_labeled(path: str | Path | None, encoding: str = "utf-8", max_length: i
 
 
 def label_counts(data: Dataset) -> dict[str, int]:
-    """Train items of each label: the labels' prior, for classifying and for sampling every label."""
-    return dict(zip(data.labels, torch.bincount(data.train.labels.cpu(), minlength=len(data.labels)).tolist()))
+    """Train items of each label, by name."""
+    return dict(zip(data.labels, data.label_train_counts.tolist()))
+
+
+def label_prior(data: Dataset, device=None, labels: list[int] | None = None) -> torch.Tensor | None:
+    """The labels' train frequencies (L,), float64 (only those of `labels` when given, renormalized); None when
+    unlabelled: the prior for classifying and for drawing each word's label."""
+    if not data.labels:
+        return None
+    counts = data.label_train_counts.double()
+    if labels is not None:
+        counts = counts * torch.zeros_like(counts).index_fill_(0, torch.tensor(labels), 1.0)
+    return (counts / counts.sum()).to(device)
+
+
+def unlabelled(what: str) -> DataError:
+    """The error of a label asked of a run that has none."""
+    return DataError(f"this run was not trained on labelled data, so {what}; train with --labeled on a file of "
+                     f"LABEL<TAB>ITEM lines")
 
 
 def label_id(data: Dataset, label: str) -> int:
     """The id of a label name; an unknown one is an error naming the known ones."""
     if not data.labels:
-        raise DataError(f"this run was not trained on labelled data, so label {shorten(label)} has no meaning; "
-                        f"train with --labeled on a file of LABEL<TAB>ITEM lines")
+        raise unlabelled(f"label {shorten(label)} has no meaning")
     if label not in data.labels:
         more = f" and {len(data.labels) - 20} more" if len(data.labels) > 20 else ""
         raise DataError(f"unknown label {shorten(label)}: the run's labels are {', '.join(data.labels[:20])}{more}")

@@ -15,6 +15,7 @@ import torch
 
 from .constrain import Automaton, compile_constraints
 from .data import BOUNDARY, Dataset, Vocab
+from .labeled import label_prior
 from .models import Model
 from .output import shorten
 
@@ -141,16 +142,6 @@ def _generate_batch(model, vocab, n, max_length, temperature, top_k, top_p, min_
         words.append(prefix + vocab.decode(ids[: min(end, len(ids) - 1)]))
         ended.append(end < len(ids))
     return words, ended
-
-
-def label_prior(data: Dataset, device, labels: list[int] | None = None) -> torch.Tensor | None:
-    """The labels' train frequencies (only those of `labels` when given, renormalized); None when unlabelled."""
-    if not data.labels:
-        return None
-    counts = torch.bincount(data.train.labels.cpu(), minlength=len(data.labels)).double()
-    if labels is not None:
-        counts = counts * torch.zeros_like(counts).index_fill_(0, torch.tensor(labels), 1.0)
-    return (counts / counts.sum()).to(device)
 
 
 def draw_labels(prior: torch.Tensor | None, n: int, generator: torch.Generator | None) -> torch.Tensor | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ import torch
 
 from .data import Dataset, Split, encode_items
 from .evaluate import EVAL_BATCH, target_nlls
+from .labeled import label_prior
 from .models import Model
 from .output import shorten
 from .sample import tag
@@ -112,13 +114,13 @@ def surprisals(model: Model, data: Dataset, words: list[str], label: int | None 
 def label_surprisals(model: Model, data: Dataset, words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Every label's surprisals (L, targets), and the log prior of the labels (L,) from their train frequencies."""
     per_label = torch.stack([surprisals(model, data, words, i) for i in range(len(data.labels))])
-    counts = torch.bincount(data.train.labels.cpu(), minlength=len(data.labels)).double()
-    return per_label.cpu(), (counts / counts.sum()).log()
+    return per_label.cpu(), label_prior(data).log()
 
 
-def word_ends(words: list[str]) -> torch.Tensor:
-    """Where each word's targets end in the concatenated surprisals."""
-    return torch.tensor([len(w) + 1 for w in words]).cumsum(0)
+def word_spans(words: list[str]) -> list[tuple[int, int]]:
+    """Where each word's targets (its characters and its end) start and end in the concatenated surprisals."""
+    ends = list(itertools.accumulate(len(w) + 1 for w in words))
+    return [(end - len(w) - 1, end) for w, end in zip(words, ends)]
 
 
 def score_words(model: Model, data: Dataset, words: list[str], label: int | None = None,
@@ -136,22 +138,16 @@ def score_words(model: Model, data: Dataset, words: list[str], label: int | None
         return []
     if data.labels and label is None:
         per_label, prior = label_surprisals(model, data, words)
-        ends, starts = word_ends(words), word_ends(words) - torch.tensor([len(w) + 1 for w in words])
         nll = []
-        for start, end in zip(starts.tolist(), ends.tolist()):
+        for start, end in word_spans(words):
             # log P(first t characters) under the mixture, t = 0..n: the log-sum over labels of prior x likelihood
             cum = torch.cat([torch.zeros(len(prior), 1, dtype=torch.float64), -per_label[:, start:end].cumsum(1)], 1)
             mix = torch.logsumexp(prior[:, None] + cum, dim=0)
             nll += (mix[:-1] - mix[1:]).tolist()
     else:
         nll = surprisals(model, data, words, label, batch_size).tolist()
-    train, heldout = data.item_sets
-    origins = tag(words, train, heldout)
-    scores, start = [], 0
-    for w, origin in zip(words, origins):
-        scores.append(Score(w, nll[start: start + len(w) + 1], origin))
-        start += len(w) + 1
-    return scores
+    origins = tag(words, *data.item_sets)
+    return [Score(w, nll[start:end], origin) for w, origin, (start, end) in zip(words, origins, word_spans(words))]
 
 
 def classify(model: Model, data: Dataset, words: list[str]) -> list[dict[str, float]]:
@@ -162,15 +158,9 @@ def classify(model: Model, data: Dataset, words: list[str]) -> list[dict[str, fl
     if not words:
         return []
     per_label, prior = label_surprisals(model, data, words)
-    ends = word_ends(words)
-    cum = torch.cat([torch.zeros(len(prior), 1, dtype=torch.float64), per_label.cumsum(1)], 1)
-    logliks = -(cum[:, ends] - cum[:, ends - torch.tensor([len(w) + 1 for w in words])])  # (L, words)
+    logliks = torch.stack([-per_label[:, start:end].sum(1) for start, end in word_spans(words)], dim=1)  # (L, words)
     posterior = (prior[:, None] + logliks).softmax(dim=0)
-    out = []
-    for column in posterior.T.tolist():
-        ranked = sorted(zip(data.labels, column), key=lambda kv: -kv[1])
-        out.append(dict(ranked))
-    return out
+    return [dict(sorted(zip(data.labels, column), key=lambda kv: -kv[1])) for column in posterior.T.tolist()]
 
 
 def total(scores: list[Score]) -> dict:

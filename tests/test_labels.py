@@ -86,7 +86,6 @@ def test_labelled_windows_and_sequences_carry_the_label_first(labelled_file):
 
 
 NEURAL = [t for t in MODELS if t not in ("bigram", "ngram")]
-SPLIT = None  # the split full_logits asks a model for its kind of examples
 
 
 def labelled_model(model_type, data):
@@ -103,7 +102,7 @@ def labelled_model(model_type, data):
 
 def full_logits(model, label: int, ids: list[int]) -> torch.Tensor:
     """Next-character logits after each token of ids (the start token first), by forward on the whole word."""
-    if model.examples(SPLIT).width == 1:  # a window model: one window a position
+    if model.kind == "window":  # one window a position
         b = model.block_size
         padded = [0] * (b - 1) + ids
         return model(torch.tensor([[label, *padded[i:i + b]] for i in range(len(ids))]))[0]
@@ -133,8 +132,6 @@ def test_every_neural_family_reads_the_label_at_every_position(model_type, label
 def test_labelled_generation_steps_equal_the_full_forward(model_type, labelled_file):
     """init_state(n, labels)/step/keep give the same next-character logits as forward on the whole word."""
     data = load_labeled(labelled_file, warn=lambda m: None)
-    global SPLIT
-    SPLIT = data.train
     model = labelled_model(model_type, data)
     ids, labels = [0] + data.vocab.encode("annabelle"), torch.tensor([0, 1, 1])
     with torch.no_grad():
@@ -214,6 +211,7 @@ def test_scores_by_label_and_the_mixture_agree_with_bayes(labelled_run):
     words = ["maria", "mmaarriiaa", "mary"]
     per = {label: labelled_run.score(words, label=label) for label in labelled_run.labels}
     mixed = labelled_run.score(words)
+    assert [s.logprob for s in labelled_run.score(words, label="all")] == [s.logprob for s in mixed]
     counts = labelled_run.data.train.labels.bincount().double()
     prior = (counts / counts.sum()).tolist()
     ranks = labelled_run.classify(words)

@@ -73,12 +73,6 @@ class LabelledState:
     inner: Any
 
 
-def add_label(module: nn.Module, inputs, out: torch.Tensor) -> torch.Tensor:
-    """Forward hook of the label site: each row's label vector added at every position of its output."""
-    e = module.label_emb[module.label_ids]  # (B, C)
-    return out + e.view(e.size(0), *[1] * (out.dim() - 2), e.size(1))
-
-
 def labelled(name: str, method):
     """A subclass's init_state/step/keep/fit, made to carry labels without the subclass knowing them."""
     if name == "init_state":
@@ -144,15 +138,19 @@ class Model(nn.Module):
         without an embedding overrides this (the count models keep counts per label).
         """
         site = self.label_site()
-        site.label_emb = nn.Parameter(torch.zeros(len(labels), site.weight.size(1), device=site.weight.device))
-        site.label_ids = None
-        site.register_forward_hook(add_label)
+        self.label_emb = nn.Parameter(torch.zeros(len(labels), site.weight.size(1), device=site.weight.device))
+        site.register_forward_hook(self.add_label)
         self.labels = list(labels)
+
+    def add_label(self, site: nn.Module, inputs, out: torch.Tensor) -> torch.Tensor:
+        """Forward hook of the label site: each row's label vector added at every position of its output."""
+        e = self.label_vectors()  # (B, C)
+        return out + e.view(e.size(0), *[1] * (out.dim() - 2), e.size(1))
 
     def label_vectors(self) -> torch.Tensor | float:
         """The label vector of each row being read (n, C), or 0 unlabelled: what a model that reads its
         embedding's weight directly (not through wte's forward) adds itself."""
-        return self.label_site().label_emb[self.label_ids] if self.labels else 0.0
+        return self.label_emb[self.label_ids] if self.labels else 0.0
 
     def label_site(self) -> nn.Module:
         """The module whose output gets the label vector: the character embedding."""
@@ -165,22 +163,11 @@ class Model(nn.Module):
     def reading(self, label_ids: torch.Tensor):
         """Within: the model reads inputs without a label column, as rows of these labels."""
         saved = self.label_ids, self._reading
-        self.set_label_ids(label_ids)
-        self._reading = True
+        self.label_ids, self._reading = label_ids, True
         try:
             yield
         finally:
-            self.set_label_ids(saved[0])
-            self._reading = saved[1]
-
-    def set_label_ids(self, label_ids: torch.Tensor | None) -> None:
-        self.label_ids = label_ids
-        if self.labels and not self.keeps_own_labels():
-            self.label_site().label_ids = label_ids
-
-    def keeps_own_labels(self) -> bool:
-        """True for a model that keeps the labels itself (overriding attach_labels), not through a site."""
-        return type(self).attach_labels is not Model.attach_labels
+            self.label_ids, self._reading = saved
 
     def __call__(self, idx, *args, **kwargs):
         if not self.labels or self._reading:
