@@ -257,3 +257,18 @@ def test_masked_constraints_keep_the_label(labelled_run):
     gen = torch.Generator().manual_seed(0)
     words, _ = generate_ended(model, data.vocab, 5, 12, generator=gen, labels=torch.zeros(5, dtype=torch.long))
     assert len(words) == 5
+
+
+def test_what_does_not_carry_labels_refuses_a_labelled_run_in_one_line(labelled_run, labelled_file, tmp_path):
+    from makemore.export import ExportError, export
+    from makemore.mix import MixError, mix
+    from makemore.models import ModelConfigError, create_model
+    from makemore.runs import build_config
+
+    with pytest.raises(ExportError, match="a labelled run is not exported yet"):
+        export(labelled_run, "safetensors", tmp_path / "m.safetensors")
+    with pytest.raises(MixError, match="is a labelled run"):
+        mix([labelled_run, labelled_run], ["a", "b"], tmp_path / "mix")
+    cfg = build_config(overrides={"model.type": "nbigram", "model.engine": "micrograd"})
+    with pytest.raises(ModelConfigError, match="micrograd engine does not learn labels"):
+        create_model("nbigram", cfg.model, 27, 10, ["F", "M"])
