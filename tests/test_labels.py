@@ -272,3 +272,22 @@ def test_what_does_not_carry_labels_refuses_a_labelled_run_in_one_line(labelled_
     cfg = build_config(overrides={"model.type": "nbigram", "model.engine": "micrograd"})
     with pytest.raises(ModelConfigError, match="micrograd engine does not learn labels"):
         create_model("nbigram", cfg.model, 27, 10, ["F", "M"])
+
+
+def test_threads_reading_one_labelled_model_do_not_see_each_others_labels(labelled_run):
+    """A server answers many requests from one model at once: each thread's labels are its own."""
+    import concurrent.futures
+
+    words = ["maria", "mmaarriiaa", "anna"]
+    alone = {label: [s.logprob for s in labelled_run.score(words, label=label)] for label in labelled_run.labels}
+    samples = {label: list(labelled_run.sample(20, label=label, seed=2)) for label in labelled_run.labels}
+
+    def job(i):
+        label = labelled_run.labels[i % 2]
+        if i % 3:
+            return ("score", label, [s.logprob for s in labelled_run.score(words, label=label)])
+        return ("sample", label, list(labelled_run.sample(20, label=label, seed=2)))
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for kind, label, got in pool.map(job, range(48)):
+            assert got == (alone if kind == "score" else samples)[label]

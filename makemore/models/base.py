@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -110,6 +111,10 @@ def carry_labels(cls: type) -> None:
             setattr(cls, name, labelled(name, cls.__dict__[name]))
 
 
+_READING = threading.local()  # id(model) -> the label ids it is reading, in this thread
+_NOTHING = object()
+
+
 class Model(nn.Module):
     """Base class: forward(idx, targets=None) -> (logits, loss), examples(split), init_state/step."""
 
@@ -127,8 +132,11 @@ class Model(nn.Module):
         self.vocab_size = vocab_size
         self.max_length = max_length  # the longest item of the data, when known
         self.labels: list[str] = []  # the label names of a labelled model (attach_labels)
-        self.label_ids: torch.Tensor | None = None  # the label of each row of the batch being read
-        self._reading = False
+
+    @property
+    def label_ids(self) -> torch.Tensor | None:
+        """The label of each row of the batch this thread is reading (see reading), or None."""
+        return _READING.__dict__.get(id(self))
 
     def attach_labels(self, labels: list[str]) -> None:
         """Condition on labels: a learned vector per label, zero at first, added to every character embedding.
@@ -162,15 +170,19 @@ class Model(nn.Module):
     @contextlib.contextmanager
     def reading(self, label_ids: torch.Tensor):
         """Within: the model reads inputs without a label column, as rows of these labels."""
-        saved = self.label_ids, self._reading
-        self.label_ids, self._reading = label_ids, True
+        table, key = _READING.__dict__, id(self)  # per thread: a server reads one model from many at once
+        saved = table.get(key, _NOTHING)
+        table[key] = label_ids
         try:
             yield
         finally:
-            self.label_ids, self._reading = saved
+            if saved is _NOTHING:
+                del table[key]
+            else:
+                table[key] = saved
 
     def __call__(self, idx, *args, **kwargs):
-        if not self.labels or self._reading:
+        if not self.labels or id(self) in _READING.__dict__:
             return super().__call__(idx, *args, **kwargs)
         with self.reading(idx[:, 0]):  # a labelled batch: the first column is each row's label id
             return super().__call__(idx[:, 1:], *args, **kwargs)
